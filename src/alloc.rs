@@ -1,0 +1,227 @@
+//! The allocation entry points in Rust terms: small versus big dispatch, pointer validation, and
+//! the out-of-memory fallbacks. `abi.rs` adds C names, argument checks and errno on top.
+
+use core::ptr::null_mut;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::arena::{self, ensure_init, lock_local_arena};
+use crate::block::{block_of, block_size_for, payload_capacity, read_header, ALIGNMENT};
+use crate::config;
+use crate::fatal::{self, Misuse};
+use crate::large;
+use crate::region::Region;
+use crate::region_map;
+
+/// Allocates `size` bytes aligned to [`ALIGNMENT`]; null when out of memory.
+#[inline]
+pub fn allocate(size: usize) -> *mut u8 {
+    ensure_init();
+    maybe_check_heap();
+    if size > config::mmap_threshold() {
+        return large::alloc(size, ALIGNMENT);
+    }
+    // Cannot fail: the threshold is far below the largest block size.
+    let need = block_size_for(size).unwrap_or(usize::MAX);
+    let p = lock_local_arena().alloc(need);
+    if p.is_null() {
+        return arena::alloc_from_any_arena(need);
+    }
+    p
+}
+
+/// Allocates `size` bytes aligned to `align` (a power of two); null when out of memory.
+pub fn allocate_aligned(size: usize, align: usize) -> *mut u8 {
+    debug_assert!(align.is_power_of_two());
+    if align <= ALIGNMENT {
+        return allocate(size);
+    }
+    ensure_init();
+    maybe_check_heap();
+    let Some(padded) = size.checked_add(align) else { return null_mut() };
+    if padded > config::mmap_threshold() {
+        return large::alloc(size, align);
+    }
+    let need = block_size_for(size).unwrap_or(usize::MAX);
+    lock_local_arena().alloc_aligned(need, align)
+}
+
+/// Where a pointer handed to `free`, `realloc` or `malloc_usable_size` lives.
+enum Located {
+    /// A block in a region, whose header is valid (its in-use bit is checked under the lock).
+    Small(*mut Region, *mut u8),
+    /// Not in any region: a big block, or not binmalloc's at all.
+    Elsewhere,
+}
+
+/// Finds the block for payload `p` without touching memory that is not binmalloc's; any pointer
+/// inside a region that is not a valid block start ends the process with a diagnosis.
+#[inline(always)]
+fn locate(p: *mut u8, call: &'static str) -> Located {
+    let region = region_map::lookup(p as usize);
+    if region.is_null() {
+        return Located::Elsewhere;
+    }
+    let block = block_of(p);
+    // SAFETY: `region` came from the region map, so it is live.
+    if p as usize % ALIGNMENT != 0 || !unsafe { Region::contains(region, block as usize) } {
+        fatal::misuse(call, p, Misuse::NotBlockStart);
+    }
+    // SAFETY: `block` is 8-aligned and inside the region's block area.
+    if !unsafe { read_header(block) }.is_valid_at(block) {
+        diagnose_bad_header(region, block, p, call);
+    }
+    Located::Small(region, block)
+}
+
+/// A header that fails its tag is either not a block start or a damaged block: walk the region
+/// from its first block to tell which.
+#[cold]
+fn diagnose_bad_header(region: *mut Region, block: *mut u8, p: *mut u8, call: &'static str) -> ! {
+    // SAFETY: `region` is live; the walk reads only headers inside it and stops at the first
+    // invalid one. The owning arena is locked so that nobody rewrites them meanwhile.
+    let arena = unsafe { &*(*region).arena };
+    let _guard = arena.lock();
+    let mut at = Region::first_block(region);
+    // SAFETY: as above.
+    let end = unsafe { Region::sentinel(region) };
+    while at < block && at < end {
+        // SAFETY: `at` is a block start reached by walking valid headers.
+        let h = unsafe { read_header(at) };
+        if !h.is_valid_at(at) || h.size() == 0 {
+            break;
+        }
+        at = at.wrapping_add(h.size());
+    }
+    let misuse = if at == block { Misuse::CorruptedHeader } else { Misuse::NotBlockStart };
+    fatal::misuse(call, p, misuse)
+}
+
+/// Frees `p` (not null).
+#[inline]
+pub fn deallocate(p: *mut u8, call: &'static str) {
+    match locate(p, call) {
+        Located::Small(region, block) => {
+            // SAFETY: regions point at their arena, which lives for the whole process (or, for a
+            // first-class heap, until destroyed — freeing into a destroyed heap is the caller's bug).
+            let arena = unsafe { &*(*region).arena };
+            // SAFETY: `locate` checked that `block` is a block start with a valid header.
+            unsafe { arena.lock().free_block(block, call) };
+        }
+        Located::Elsewhere => {
+            if !large::free(p) {
+                fatal::misuse(call, p, Misuse::NotOurs);
+            }
+        }
+    }
+}
+
+/// Resizes `p` (not null) to `size` bytes (not zero); null when out of memory, leaving `p` as it
+/// was.
+pub fn reallocate(p: *mut u8, size: usize) -> *mut u8 {
+    ensure_init();
+    match locate(p, "realloc") {
+        Located::Small(region, block) => {
+            let old_capacity;
+            {
+                // SAFETY: as in `deallocate`.
+                let arena = unsafe { &*(*region).arena };
+                let mut heap = arena.lock();
+                // SAFETY: `locate` validated the header; the lock is held.
+                let header = unsafe { read_header(block) };
+                if !header.in_use() {
+                    fatal::misuse("realloc", p, Misuse::AlreadyFreed);
+                }
+                if size <= config::mmap_threshold() {
+                    let need = block_size_for(size).unwrap_or(usize::MAX);
+                    // SAFETY: the block is in use and belongs to this locked heap.
+                    if unsafe { heap.resize_in_place(block, need) } {
+                        return p;
+                    }
+                }
+                old_capacity = payload_capacity(header.size());
+            }
+            move_block(p, old_capacity, size)
+        }
+        Located::Elsewhere => {
+            if size > config::mmap_threshold() {
+                match large::resize(p, size) {
+                    large::Resized::Done(moved) => return moved,
+                    large::Resized::OutOfMemory => return null_mut(),
+                    large::Resized::NotBig => fatal::misuse("realloc", p, Misuse::NotOurs),
+                }
+            }
+            let Some(old_capacity) = large::usable_size(p) else {
+                fatal::misuse("realloc", p, Misuse::NotOurs);
+            };
+            move_block(p, old_capacity, size)
+        }
+    }
+}
+
+/// Allocates `size` bytes, copies what fits from `p` and frees `p`.
+fn move_block(p: *mut u8, old_capacity: usize, size: usize) -> *mut u8 {
+    let fresh = allocate(size);
+    if fresh.is_null() {
+        return fresh;
+    }
+    // SAFETY: both blocks are live and distinct; each holds at least the bytes copied.
+    unsafe { core::ptr::copy_nonoverlapping(p, fresh, old_capacity.min(size)) };
+    deallocate(p, "realloc");
+    fresh
+}
+
+/// Bytes usable at `p` (not null).
+pub fn usable_size(p: *mut u8) -> usize {
+    match locate(p, "malloc_usable_size") {
+        // SAFETY: `locate` validated the header.
+        Located::Small(_, block) => payload_capacity(unsafe { read_header(block) }.size()),
+        Located::Elsewhere => match large::usable_size(p) {
+            Some(n) => n,
+            None => fatal::misuse("malloc_usable_size", p, Misuse::NotOurs),
+        },
+    }
+}
+
+/// Whether `p` is a live block binmalloc handed out. Never aborts.
+pub fn owns(p: *const u8) -> bool {
+    let p = p as *mut u8;
+    let region = region_map::lookup(p as usize);
+    if region.is_null() {
+        return large::usable_size(p).is_some();
+    }
+    let block = block_of(p);
+    // SAFETY: `region` is live.
+    if p as usize % ALIGNMENT != 0 || !unsafe { Region::contains(region, block as usize) } {
+        return false;
+    }
+    // SAFETY: `block` is 8-aligned inside the region.
+    let h = unsafe { read_header(block) };
+    h.is_valid_at(block) && h.in_use()
+}
+
+static CALLS_SINCE_CHECK: AtomicU64 = AtomicU64::new(0);
+
+/// `BINMALLOC_CHECK=N`: verify the whole heap every N allocation calls; abort if it is damaged.
+#[inline(always)]
+fn maybe_check_heap() {
+    let every = config::get().check_every;
+    if every != 0 {
+        check_heap_now(every);
+    }
+}
+
+#[cold]
+fn check_heap_now(every: u64) {
+    if CALLS_SINCE_CHECK.fetch_add(1, Ordering::Relaxed) + 1 >= every {
+        CALLS_SINCE_CHECK.store(0, Ordering::Relaxed);
+        if crate::check::check_all_arenas(true) != 0 {
+            fatal::internal("BINMALLOC_CHECK found the heap damaged (details above)");
+        }
+    }
+}
+
+/// Whether `p`, just returned by [`allocate`], is a big block straight from mmap, whose pages the
+/// kernel has zeroed (so `calloc` need not).
+pub fn is_fresh_mapping(p: *mut u8) -> bool {
+    region_map::lookup(p as usize).is_null()
+}

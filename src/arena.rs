@@ -1,0 +1,231 @@
+//! Arenas: heaps behind locks. Each thread is handed an arena on its first allocation (round
+//! robin) and moves to another when its own is contended, so threads rarely queue on one lock.
+//! A block is always freed into the arena that owns its region, whichever thread frees it.
+//!
+//! Also here: lazy start-up on the first call, the `fork` handlers, and the exit report.
+
+use core::cell::{Cell, UnsafeCell};
+use core::ops::{Deref, DerefMut};
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+use crate::bins::Fit;
+use crate::config::{self, StatsMode, MAX_ARENAS};
+use crate::heap::Heap;
+use crate::lock::RawLock;
+
+pub struct Arena {
+    lock: RawLock,
+    heap: UnsafeCell<Heap>,
+}
+
+// SAFETY: the heap is only reached through `ArenaGuard`, which holds the lock.
+unsafe impl Sync for Arena {}
+
+impl Default for Arena {
+    fn default() -> Self {
+        Self::new(config::DEFAULT_FIT)
+    }
+}
+
+impl Arena {
+    pub const fn new(fit: Fit) -> Arena {
+        Arena { lock: RawLock::new(), heap: UnsafeCell::new(Heap::new(fit)) }
+    }
+
+    /// Makes the heap's regions point back at this arena. The arena must not move afterwards.
+    pub fn bind(&self) {
+        let guard = self.lock();
+        // SAFETY: the guard gives exclusive access; `self` is at its final address.
+        unsafe { (*self.heap.get()).owner = self as *const Arena };
+        drop(guard);
+    }
+
+    #[inline(always)]
+    pub fn lock(&self) -> ArenaGuard<'_> {
+        self.lock.lock();
+        ArenaGuard { arena: self }
+    }
+
+    #[inline(always)]
+    pub fn try_lock(&self) -> Option<ArenaGuard<'_>> {
+        self.lock.try_lock().then_some(ArenaGuard { arena: self })
+    }
+}
+
+/// Exclusive access to an arena's heap for as long as it lives.
+pub struct ArenaGuard<'a> {
+    arena: &'a Arena,
+}
+
+impl Deref for ArenaGuard<'_> {
+    type Target = Heap;
+    #[inline(always)]
+    fn deref(&self) -> &Heap {
+        // SAFETY: the guard holds the arena's lock.
+        unsafe { &*self.arena.heap.get() }
+    }
+}
+
+impl DerefMut for ArenaGuard<'_> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut Heap {
+        // SAFETY: the guard holds the arena's lock.
+        unsafe { &mut *self.arena.heap.get() }
+    }
+}
+
+impl Drop for ArenaGuard<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.arena.lock.unlock();
+    }
+}
+
+static ARENAS: [Arena; MAX_ARENAS] = [const { Arena::new(config::DEFAULT_FIT) }; MAX_ARENAS];
+static ARENA_COUNT: AtomicUsize = AtomicUsize::new(1);
+static NEXT_ARENA: AtomicUsize = AtomicUsize::new(0);
+
+const UNASSIGNED: usize = usize::MAX;
+thread_local! {
+    /// The arena this thread allocates from. Const-initialised and without `Drop`, so it is plain
+    /// TLS: no lazy registration, no allocation.
+    static THREAD_ARENA: Cell<usize> = const { Cell::new(UNASSIGNED) };
+}
+
+/// Locks the calling thread's arena, moving the thread to an idle arena if its own is busy.
+#[inline(always)]
+pub fn lock_local_arena() -> ArenaGuard<'static> {
+    let index = THREAD_ARENA.with(Cell::get);
+    if index != UNASSIGNED {
+        if let Some(guard) = ARENAS[index].try_lock() {
+            return guard;
+        }
+    }
+    lock_local_arena_slow(index)
+}
+
+#[cold]
+fn lock_local_arena_slow(index: usize) -> ArenaGuard<'static> {
+    let count = ARENA_COUNT.load(Ordering::Relaxed);
+    let home = if index == UNASSIGNED {
+        NEXT_ARENA.fetch_add(1, Ordering::Relaxed) % count
+    } else {
+        index
+    };
+    for step in 0..count {
+        let candidate = (home + step) % count;
+        if let Some(guard) = ARENAS[candidate].try_lock() {
+            THREAD_ARENA.with(|a| a.set(candidate));
+            return guard;
+        }
+    }
+    THREAD_ARENA.with(|a| a.set(home));
+    ARENAS[home].lock()
+}
+
+/// Calls `f` on every arena's heap in turn, each under its lock.
+pub fn for_each_arena(mut f: impl FnMut(&mut Heap)) {
+    for arena in &ARENAS[..ARENA_COUNT.load(Ordering::Relaxed)] {
+        f(&mut arena.lock());
+    }
+}
+
+/// Tries every arena's free blocks without mapping more memory (for when the OS refuses).
+pub fn alloc_from_any_arena(need: usize) -> *mut u8 {
+    for arena in &ARENAS[..ARENA_COUNT.load(Ordering::Relaxed)] {
+        let p = arena.lock().alloc_without_growing(need);
+        if !p.is_null() {
+            return p;
+        }
+    }
+    core::ptr::null_mut()
+}
+
+const UNINITIALISED: u8 = 0;
+const INITIALISING: u8 = 1;
+const READY: u8 = 2;
+static STATE: AtomicU8 = AtomicU8::new(UNINITIALISED);
+
+/// Makes sure start-up has run; cheap once it has.
+#[inline(always)]
+pub fn ensure_init() {
+    if STATE.load(Ordering::Acquire) != READY {
+        init_slow();
+    }
+}
+
+#[cold]
+fn init_slow() {
+    if STATE.compare_exchange(UNINITIALISED, INITIALISING, Ordering::Acquire, Ordering::Acquire).is_err() {
+        while STATE.load(Ordering::Acquire) != READY {
+            core::hint::spin_loop();
+        }
+        return;
+    }
+    // SAFETY: only this thread runs start-up, and nothing reads the configuration before READY.
+    unsafe { config::load() };
+    crate::block::set_tag_secret(random_word());
+    let config = config::get();
+    for arena in &ARENAS {
+        arena.lock().set_fit(config.fit);
+        arena.bind();
+    }
+    ARENA_COUNT.store(config.arenas, Ordering::Relaxed);
+    STATE.store(READY, Ordering::Release);
+    // After READY: registering may itself allocate, which is now fine.
+    // SAFETY: the handlers are plain functions that only touch binmalloc's locks.
+    unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork_in_parent), Some(after_fork_in_child)) };
+    if config.verbose {
+        config::print(2);
+    }
+}
+
+/// Sixteen random bytes the kernel gives every process (AT_RANDOM), folded to a word.
+fn random_word() -> usize {
+    // SAFETY: getauxval does not allocate; AT_RANDOM, when present, points at 16 readable bytes.
+    unsafe {
+        let p = libc::getauxval(libc::AT_RANDOM) as *const usize;
+        if p.is_null() {
+            return &STATE as *const _ as usize;
+        }
+        p.read_unaligned() ^ p.add(1).read_unaligned().rotate_left(17)
+    }
+}
+
+extern "C" fn before_fork() {
+    for arena in &ARENAS[..ARENA_COUNT.load(Ordering::Relaxed)] {
+        arena.lock.lock();
+    }
+    crate::large::lock_for_fork();
+}
+
+extern "C" fn after_fork_in_parent() {
+    crate::large::unlock_after_fork_in_parent();
+    for arena in &ARENAS[..ARENA_COUNT.load(Ordering::Relaxed)] {
+        arena.lock.unlock();
+    }
+}
+
+extern "C" fn after_fork_in_child() {
+    crate::large::reset_after_fork_in_child();
+    for arena in &ARENAS[..ARENA_COUNT.load(Ordering::Relaxed)] {
+        arena.lock.reset_in_child();
+    }
+}
+
+/// Runs when the process exits (or the library is unloaded): the `BINMALLOC_STATS` report.
+extern "C" fn at_exit() {
+    if STATE.load(Ordering::Acquire) != READY {
+        return;
+    }
+    match config::get().stats {
+        StatsMode::Off => {}
+        StatsMode::Text => crate::stats::print_text(2),
+        StatsMode::Json => crate::stats::print_json(2),
+    }
+}
+
+#[cfg(not(test))]
+#[used]
+#[link_section = ".fini_array"]
+static AT_EXIT: extern "C" fn() = at_exit;

@@ -1,0 +1,231 @@
+//! `BINMALLOC_*` options, read once at start-up by walking `environ` (no `getenv`, no
+//! allocation). A bad value gets one warning line naming the option and the default used.
+
+use core::cell::UnsafeCell;
+use core::ffi::{c_char, CStr};
+use core::fmt::Write;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::bins::Fit;
+use crate::fmt::StackBuf;
+
+/// Default big-allocation cutoff: requests above it go straight to mmap. Chosen by measurement
+/// (see README, "Choosing the defaults").
+pub const DEFAULT_MMAP_THRESHOLD: usize = 1 << 20;
+/// The cutoff can be set up to this; larger requests always go to mmap.
+pub const MAX_MMAP_THRESHOLD: usize = 1 << 30;
+/// The most arenas binmalloc will create.
+pub const MAX_ARENAS: usize = 64;
+/// Default fit policy inside a bin. Chosen by measurement (see README).
+pub const DEFAULT_FIT: Fit = Fit::Best;
+/// Longest path accepted for `BINMALLOC_DUMP`.
+pub const MAX_PATH: usize = 256;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum StatsMode {
+    Off,
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    pub fit: Fit,
+    pub arenas: usize,
+    pub stats: StatsMode,
+    pub verbose: bool,
+    /// Verify the whole heap every this many allocation calls (0: never).
+    pub check_every: u64,
+    /// Where to write a JSON heap dump at exit (NUL-terminated; empty: nowhere).
+    pub dump_path: [u8; MAX_PATH],
+}
+
+impl Config {
+    const fn defaults() -> Config {
+        Config {
+            fit: DEFAULT_FIT,
+            arenas: 0,
+            stats: StatsMode::Off,
+            verbose: false,
+            check_every: 0,
+            dump_path: [0; MAX_PATH],
+        }
+    }
+}
+
+struct ConfigCell(UnsafeCell<Config>);
+// SAFETY: written only by `load`, once, by the initialising thread before the init flag is
+// published with Release ordering; every reader runs after observing that flag.
+unsafe impl Sync for ConfigCell {}
+
+static CONFIG: ConfigCell = ConfigCell(UnsafeCell::new(Config::defaults()));
+/// The big-allocation cutoff; separate because `mallopt(M_MMAP_THRESHOLD)` changes it at run time.
+pub static MMAP_THRESHOLD: AtomicUsize = AtomicUsize::new(DEFAULT_MMAP_THRESHOLD);
+
+/// The configuration read at start-up.
+#[inline(always)]
+pub fn get() -> &'static Config {
+    // SAFETY: see `ConfigCell`.
+    unsafe { &*CONFIG.0.get() }
+}
+
+#[inline(always)]
+pub fn mmap_threshold() -> usize {
+    MMAP_THRESHOLD.load(Ordering::Relaxed)
+}
+
+extern "C" {
+    static environ: *const *const c_char;
+}
+
+/// Reads every `BINMALLOC_*` variable. Called once, during initialisation.
+///
+/// # Safety
+/// Must run before any other thread can read the configuration.
+pub unsafe fn load() {
+    // SAFETY: guaranteed by the caller.
+    let config = unsafe { &mut *CONFIG.0.get() };
+    config.arenas = default_arenas();
+    // SAFETY: `environ` is the process's NULL-terminated array of C strings (or null very early).
+    let mut entry = unsafe { environ };
+    if entry.is_null() {
+        return;
+    }
+    loop {
+        // SAFETY: `entry` points into the environ array, which ends with a null pointer.
+        let var = unsafe { *entry };
+        if var.is_null() {
+            break;
+        }
+        // SAFETY: each environ entry is a NUL-terminated string.
+        let bytes = unsafe { CStr::from_ptr(var) }.to_bytes();
+        if let Some(rest) = bytes.strip_prefix(b"BINMALLOC_") {
+            if let Some(eq) = rest.iter().position(|&c| c == b'=') {
+                apply(config, &rest[..eq], &rest[eq + 1..]);
+            }
+        }
+        // SAFETY: not past the terminating null, checked above.
+        entry = unsafe { entry.add(1) };
+    }
+}
+
+fn apply(config: &mut Config, name: &[u8], value: &[u8]) {
+    match name {
+        b"FIT" => match value {
+            b"first" => config.fit = Fit::First,
+            b"best" => config.fit = Fit::Best,
+            b"worst" => config.fit = Fit::Worst,
+            _ => warn(name, value, DEFAULT_FIT.name()),
+        },
+        b"MMAP_THRESHOLD" => match parse_size(value) {
+            Some(n) if n <= MAX_MMAP_THRESHOLD => MMAP_THRESHOLD.store(n, Ordering::Relaxed),
+            _ => warn(name, value, "1M"),
+        },
+        b"ARENAS" => match parse_size(value) {
+            Some(n) if (1..=MAX_ARENAS).contains(&n) => config.arenas = n,
+            _ => warn(name, value, "twice the CPUs"),
+        },
+        b"STATS" => match value {
+            b"1" | b"text" => config.stats = StatsMode::Text,
+            b"json" => config.stats = StatsMode::Json,
+            b"0" | b"" => config.stats = StatsMode::Off,
+            _ => warn(name, value, "0"),
+        },
+        b"VERBOSE" => match value {
+            b"1" => config.verbose = true,
+            b"0" | b"" => config.verbose = false,
+            _ => warn(name, value, "0"),
+        },
+        b"CHECK" => match parse_size(value) {
+            Some(n) => config.check_every = n as u64,
+            None => warn(name, value, "0"),
+        },
+        b"DUMP" => {
+            if value.len() < MAX_PATH {
+                config.dump_path[..value.len()].copy_from_slice(value);
+                config.dump_path[value.len()] = 0;
+            } else {
+                warn(name, b"(path too long)", "no dump");
+            }
+        }
+        _ => warn_unknown(name),
+    }
+}
+
+/// Parses a decimal number with an optional k, m or g suffix (powers of 1024).
+pub fn parse_size(text: &[u8]) -> Option<usize> {
+    let (digits, shift) = match text.last()? {
+        b'k' | b'K' => (&text[..text.len() - 1], 10),
+        b'm' | b'M' => (&text[..text.len() - 1], 20),
+        b'g' | b'G' => (&text[..text.len() - 1], 30),
+        _ => (text, 0),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let mut n: usize = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add((d - b'0') as usize)?;
+    }
+    n.checked_mul(1 << shift)
+}
+
+fn default_arenas() -> usize {
+    // SAFETY: `set` is a plain bitmask on our stack; sched_getaffinity does not allocate.
+    let cpus = unsafe {
+        let mut set: libc::cpu_set_t = core::mem::zeroed();
+        if libc::sched_getaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+            libc::CPU_COUNT(&set) as usize
+        } else {
+            1
+        }
+    };
+    (2 * cpus).clamp(1, MAX_ARENAS)
+}
+
+fn warn(name: &[u8], value: &[u8], default: &str) {
+    let mut line = StackBuf::<256>::new();
+    let _ = writeln!(
+        line,
+        "binmalloc: ignoring BINMALLOC_{}={}: not a valid value; using the default ({})",
+        text(name),
+        text(value),
+        default
+    );
+    line.flush_to(2);
+}
+
+fn warn_unknown(name: &[u8]) {
+    let mut line = StackBuf::<256>::new();
+    let _ = writeln!(line, "binmalloc: ignoring BINMALLOC_{}: no such option", text(name));
+    line.flush_to(2);
+}
+
+fn text(bytes: &[u8]) -> &str {
+    core::str::from_utf8(bytes).unwrap_or("(not UTF-8)")
+}
+
+/// Echoes the active configuration (for `BINMALLOC_VERBOSE=1`).
+pub fn print(fd: i32) {
+    let c = get();
+    let mut out = StackBuf::<512>::new();
+    let dump_len = c.dump_path.iter().position(|&b| b == 0).unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "binmalloc: config: fit={} mmap_threshold={} arenas={} stats={} check_every={} dump={}",
+        c.fit.name(),
+        mmap_threshold(),
+        c.arenas,
+        match c.stats {
+            StatsMode::Off => "0",
+            StatsMode::Text => "1",
+            StatsMode::Json => "json",
+        },
+        c.check_every,
+        if dump_len == 0 { "(none)" } else { text(&c.dump_path[..dump_len]) }
+    );
+    out.flush_to(fd);
+}

@@ -1,0 +1,392 @@
+//! One heap: the regions it owns and the bins of their free blocks. A heap has no lock of its
+//! own; [`crate::arena::Arena`] wraps it in one. Everything here runs with that lock held.
+//!
+//! Counting invariants (verified by `check::check_heap`): `in_use_bytes` is the sum of the sizes
+//! of in-use blocks in the heap's regions; `region_bytes` the sum of their mapped sizes;
+//! `empty_regions` the number of regions consisting of a single free block.
+
+use core::ptr::null_mut;
+
+use crate::arena::Arena;
+use crate::bins::{Bins, Fit};
+use crate::block::{
+    block_of, next_block, payload_of, read_header, read_prev_footer, set_prev_in_use,
+    write_footer, write_header, MIN_BLOCK_SIZE,
+};
+use crate::fatal::{self, Misuse};
+use crate::os;
+use crate::region::{Region, REGION_ALIGN, REGION_OVERHEAD};
+use crate::region_map;
+
+/// Wholly free regions a heap keeps mapped, so that a loop allocating and freeing one large
+/// block does not map and unmap a region every time. Any further empty region is unmapped.
+pub const EMPTY_REGIONS_KEPT: usize = 1;
+/// The smallest region a heap maps.
+pub const REGION_MIN_SIZE: usize = REGION_ALIGN;
+/// Regions grow with the heap (a quarter of what it already maps) up to this size, so a large
+/// heap makes few mmap calls while a small one stays small.
+pub const REGION_MAX_GROWTH_SIZE: usize = 32 * REGION_ALIGN;
+/// No free block smaller than this can span a whole region.
+const MIN_REGION_SPAN: usize = REGION_MIN_SIZE - REGION_OVERHEAD;
+
+/// Per-heap counters, kept under the arena lock.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct HeapCounters {
+    pub allocs: u64,
+    pub frees: u64,
+    pub in_use_bytes: usize,
+    pub peak_in_use_bytes: usize,
+    pub region_bytes: usize,
+    pub regions_mapped: u64,
+    pub regions_unmapped: u64,
+    pub empty_regions: usize,
+}
+
+pub struct Heap {
+    pub(crate) bins: Bins,
+    /// The regions this heap owns, most recent first.
+    pub(crate) regions: *mut Region,
+    /// The arena whose lock guards this heap; regions point back to it.
+    pub(crate) owner: *const Arena,
+    pub(crate) fit: Fit,
+    pub(crate) counters: HeapCounters,
+}
+
+impl Heap {
+    pub const fn new(fit: Fit) -> Heap {
+        Heap {
+            bins: Bins::new(),
+            regions: null_mut(),
+            owner: core::ptr::null(),
+            fit,
+            counters: HeapCounters {
+                allocs: 0,
+                frees: 0,
+                in_use_bytes: 0,
+                peak_in_use_bytes: 0,
+                region_bytes: 0,
+                regions_mapped: 0,
+                regions_unmapped: 0,
+                empty_regions: 0,
+            },
+        }
+    }
+
+    pub fn counters(&self) -> HeapCounters {
+        self.counters
+    }
+
+    pub fn set_fit(&mut self, fit: Fit) {
+        self.fit = fit;
+    }
+
+    /// Allocates a block of `need` bytes (a value of `block_size_for`) and returns its payload,
+    /// mapping a new region if no free block fits; null when the OS has no memory.
+    #[inline]
+    pub fn alloc(&mut self, need: usize) -> *mut u8 {
+        // SAFETY: the bins invariant holds between calls, under the arena lock.
+        let block = match unsafe { self.bins.take(need, self.fit) } {
+            Some(block) => block,
+            None => match self.grow(need) {
+                Some(block) => block,
+                None => return null_mut(),
+            },
+        };
+        // SAFETY: `block` is a free block of this heap, off every list, of at least `need` bytes.
+        unsafe { self.use_block(block, need) }
+    }
+
+    /// Like [`Heap::alloc`] but never maps: for trying other arenas when the OS is out of memory.
+    pub fn alloc_without_growing(&mut self, need: usize) -> *mut u8 {
+        // SAFETY: as in `alloc`.
+        match unsafe { self.bins.take(need, self.fit) } {
+            // SAFETY: as in `alloc`.
+            Some(block) => unsafe { self.use_block(block, need) },
+            None => null_mut(),
+        }
+    }
+
+    /// Marks the unlisted free block `block` in use, splitting off what `need` leaves over.
+    unsafe fn use_block(&mut self, block: *mut u8, need: usize) -> *mut u8 {
+        // SAFETY (whole function): `block` is a free block of this heap, off every list; the
+        // block after it is a valid block of the same region (at worst the sentinel).
+        unsafe {
+            let header = read_header(block);
+            let size = header.size();
+            debug_assert!(!header.in_use() && size >= need);
+            if size >= MIN_REGION_SPAN && self.region_if_whole(block, size).is_some() {
+                self.counters.empty_regions -= 1;
+            }
+            let used = if size - need >= MIN_BLOCK_SIZE {
+                write_header(block, need, true, header.prev_in_use());
+                let rest = next_block(block, need);
+                write_header(rest, size - need, false, true);
+                write_footer(rest, size - need);
+                self.bins.insert(rest, size - need);
+                need
+            } else {
+                write_header(block, size, true, header.prev_in_use());
+                set_prev_in_use(next_block(block, size), true);
+                size
+            };
+            self.counters.allocs += 1;
+            self.note_in_use_grew(used);
+            payload_of(block)
+        }
+    }
+
+    #[inline(always)]
+    fn note_in_use_grew(&mut self, bytes: usize) {
+        self.counters.in_use_bytes += bytes;
+        if self.counters.in_use_bytes > self.counters.peak_in_use_bytes {
+            self.counters.peak_in_use_bytes = self.counters.in_use_bytes;
+        }
+        crate::stats::note_in_use_grew(bytes);
+    }
+
+    #[inline(always)]
+    fn note_in_use_shrank(&mut self, bytes: usize) {
+        self.counters.in_use_bytes -= bytes;
+        crate::stats::note_in_use_shrank(bytes);
+    }
+
+    /// Frees the in-use block `block`; `call` and the payload name the culprit if it is not.
+    ///
+    /// # Safety
+    /// `block` must be a block start in one of this heap's regions with a valid header (the
+    /// caller has checked both without the lock; its in-use bit is checked here, under it).
+    #[inline]
+    pub unsafe fn free_block(&mut self, block: *mut u8, call: &'static str) {
+        // SAFETY: forwarded from the caller.
+        let header = unsafe { read_header(block) };
+        if !header.in_use() {
+            let misuse = if call == "free" { Misuse::DoubleFree } else { Misuse::AlreadyFreed };
+            fatal::misuse(call, payload_of(block), misuse);
+        }
+        self.counters.frees += 1;
+        self.note_in_use_shrank(header.size());
+        // SAFETY: the block is in use and ours.
+        unsafe { self.release(block, header.size(), header.prev_in_use(), call) };
+    }
+
+    /// Turns the in-use block `block` of `size` bytes into a free one, merging it with free
+    /// neighbours by address and listing the result (or unmapping its region if that is now
+    /// wholly free and the heap already keeps enough empty regions).
+    unsafe fn release(&mut self, block: *mut u8, size: usize, prev_in_use: bool, call: &'static str) {
+        let mut start = block;
+        let mut merged = size;
+        // SAFETY (whole function): `block` is an in-use block of this heap; a clear PREV_IN_USE
+        // bit means the word before it is a free block's footer; the block after it is valid
+        // or reported as corrupted before anything is written.
+        unsafe {
+            if !prev_in_use {
+                let prev_size = read_prev_footer(block);
+                let prev = block.wrapping_sub(prev_size);
+                let prev_header = read_header(prev);
+                if prev_size < MIN_BLOCK_SIZE
+                    || !prev_header.is_valid_at(prev)
+                    || prev_header.in_use()
+                    || prev_header.size() != prev_size
+                {
+                    fatal::misuse(call, payload_of(block), Misuse::CorruptedNeighbour);
+                }
+                self.bins.remove(prev, prev_size);
+                start = prev;
+                merged += prev_size;
+            }
+            let next = next_block(block, size);
+            let next_header = read_header(next);
+            if !next_header.is_valid_at(next) {
+                fatal::misuse(call, payload_of(block), Misuse::CorruptedNeighbour);
+            }
+            if next_header.in_use() {
+                write_header(next, next_header.size(), true, false);
+            } else {
+                self.bins.remove(next, next_header.size());
+                merged += next_header.size();
+            }
+            write_header(start, merged, false, true);
+            write_footer(start, merged);
+            if merged >= MIN_REGION_SPAN {
+                if let Some(region) = self.region_if_whole(start, merged) {
+                    if self.counters.empty_regions >= EMPTY_REGIONS_KEPT {
+                        self.unmap_region(region);
+                        return;
+                    }
+                    self.counters.empty_regions += 1;
+                }
+            }
+            self.bins.insert(start, merged);
+        }
+    }
+
+    /// The region, if the free block `block` of `size` bytes is the whole of it.
+    unsafe fn region_if_whole(&self, block: *mut u8, size: usize) -> Option<*mut Region> {
+        let region = region_map::lookup(block as usize);
+        // SAFETY: `block` lies in one of this heap's live regions.
+        (Region::first_block(region) == block && size == unsafe { Region::span(region) })
+            .then_some(region)
+    }
+
+    /// Maps a new region with room for a block of `need` bytes and returns its one free block,
+    /// unlisted.
+    #[cold]
+    fn grow(&mut self, need: usize) -> Option<*mut u8> {
+        let wanted = os::align_up(self.counters.region_bytes / 4, REGION_ALIGN)?
+            .clamp(REGION_MIN_SIZE, REGION_MAX_GROWTH_SIZE);
+        let region = Region::create(self.owner, need, wanted)?;
+        // SAFETY: the region is fresh and ours; linking it is a list splice under the lock.
+        unsafe {
+            (*region).next = self.regions;
+            if !self.regions.is_null() {
+                (*self.regions).prev = region;
+            }
+            self.regions = region;
+            self.counters.region_bytes += (*region).size;
+        }
+        self.counters.regions_mapped += 1;
+        self.counters.empty_regions += 1;
+        Some(Region::first_block(region))
+    }
+
+    /// Unlinks and unmaps a wholly free region whose free block is on no list.
+    pub(crate) unsafe fn unmap_region(&mut self, region: *mut Region) {
+        // SAFETY: `region` is on this heap's list and holds no in-use or listed block.
+        unsafe {
+            let (prev, next) = ((*region).prev, (*region).next);
+            if prev.is_null() {
+                self.regions = next;
+            } else {
+                (*prev).next = next;
+            }
+            if !next.is_null() {
+                (*next).prev = prev;
+            }
+            self.counters.region_bytes -= (*region).size;
+            Region::destroy(region);
+        }
+        self.counters.regions_unmapped += 1;
+    }
+
+    /// Resizes the in-use block `block` to `need` bytes without moving it: shrinking always
+    /// works; growing works when the next block is free and large enough.
+    ///
+    /// # Safety
+    /// `block` must be an in-use block of this heap with a valid header.
+    pub unsafe fn resize_in_place(&mut self, block: *mut u8, need: usize) -> bool {
+        // SAFETY (whole function): `block` is in use and ours; its successor is a valid block.
+        unsafe {
+            let header = read_header(block);
+            let size = header.size();
+            if need <= size {
+                let spare = size - need;
+                if spare >= MIN_BLOCK_SIZE {
+                    write_header(block, need, true, header.prev_in_use());
+                    let rest = next_block(block, need);
+                    write_header(rest, spare, true, true);
+                    self.note_in_use_shrank(spare);
+                    self.release(rest, spare, true, "realloc");
+                }
+                return true;
+            }
+            let next = next_block(block, size);
+            let next_header = read_header(next);
+            if !next_header.is_valid_at(next) {
+                fatal::misuse("realloc", payload_of(block), Misuse::CorruptedNeighbour);
+            }
+            if next_header.in_use() || size + next_header.size() < need {
+                return false;
+            }
+            self.bins.remove(next, next_header.size());
+            let total = size + next_header.size();
+            let used = if total - need >= MIN_BLOCK_SIZE {
+                write_header(block, need, true, header.prev_in_use());
+                let rest = next_block(block, need);
+                write_header(rest, total - need, false, true);
+                write_footer(rest, total - need);
+                self.bins.insert(rest, total - need);
+                need
+            } else {
+                write_header(block, total, true, header.prev_in_use());
+                set_prev_in_use(next_block(block, total), true);
+                total
+            };
+            self.note_in_use_grew(used - size);
+            true
+        }
+    }
+
+    /// Allocates a block of `need` bytes whose payload is aligned to `align` (a power of two
+    /// above the natural alignment), by over-allocating and freeing the misaligned front.
+    pub fn alloc_aligned(&mut self, need: usize, align: usize) -> *mut u8 {
+        let Some(padded) = need.checked_add(align).and_then(|n| n.checked_add(MIN_BLOCK_SIZE)) else {
+            return null_mut();
+        };
+        let payload = self.alloc(padded);
+        if payload.is_null() {
+            return payload;
+        }
+        let mut aligned = (payload as usize + align - 1) & !(align - 1);
+        if aligned != payload as usize && aligned - (payload as usize) < MIN_BLOCK_SIZE {
+            aligned += align;
+        }
+        let gap = aligned - payload as usize;
+        let mut block = block_of(payload);
+        // SAFETY: `block` was just allocated from this heap; splitting `gap` bytes (a multiple
+        // of 16, at least a minimum block, less than its size minus `need`) off its front leaves
+        // two well-formed blocks.
+        unsafe {
+            if gap != 0 {
+                let header = read_header(block);
+                let aligned_block = next_block(block, gap);
+                write_header(aligned_block, header.size() - gap, true, false);
+                write_header(block, gap, true, header.prev_in_use());
+                self.note_in_use_shrank(gap);
+                self.release(block, gap, header.prev_in_use(), "memalign");
+                block = aligned_block;
+            }
+            self.resize_in_place(block, need);
+        }
+        payload_of(block)
+    }
+
+    /// The number of free blocks on the bins and their total size.
+    pub fn free_census(&self) -> (usize, usize) {
+        let (mut count, mut bytes) = (0, 0);
+        for bin in 0..crate::size_class::BIN_COUNT {
+            let mut block = self.bins.head(bin);
+            while !block.is_null() {
+                // SAFETY: listed blocks are free blocks of this heap.
+                bytes += unsafe { read_header(block) }.size();
+                count += 1;
+                // SAFETY: as above.
+                block = unsafe { Bins::next_on_list(block) };
+            }
+        }
+        (count, bytes)
+    }
+
+    /// Unmaps every region, forgetting all blocks (for destroying a whole heap at once).
+    pub fn release_everything(&mut self) {
+        let mut region = self.regions;
+        while !region.is_null() {
+            // SAFETY: the heap owns these regions; after this loop nothing refers to them.
+            unsafe {
+                let next = (*region).next;
+                self.counters.region_bytes -= (*region).size;
+                Region::destroy(region);
+                region = next;
+            }
+            self.counters.regions_unmapped += 1;
+        }
+        crate::stats::note_in_use_shrank(self.counters.in_use_bytes);
+        let kept = self.counters;
+        let owner = self.owner;
+        *self = Heap::new(self.fit);
+        self.owner = owner;
+        self.counters.allocs = kept.allocs;
+        self.counters.frees = kept.frees;
+        self.counters.regions_mapped = kept.regions_mapped;
+        self.counters.regions_unmapped = kept.regions_unmapped;
+    }
+}

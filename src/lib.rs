@@ -1,0 +1,38 @@
+//! binmalloc: a malloc replacement built from size-headered blocks on segregated bins.
+//!
+//! Module map (one concern per file):
+//! - [`abi`]: the only place with C names; argument checks, errno, dispatch.
+//! - [`os`]: the only place that talks to the kernel (mmap, munmap, mremap, madvise).
+//! - [`block`]: the block layout, its header word and the boundary-tag invariants.
+//! - [`size_class`]: block size to bin index and back.
+//! - [`bins`]: segregated free lists, the bitmap of non-empty bins, fit policies.
+//! - [`region`]: mmap'd regions carved into blocks; [`region_map`] finds a pointer's region.
+//! - [`heap`]: one lock-free-of-its-own heap: allocation, free, coalescing, in-place resize.
+//! - [`arena`]: heaps behind locks, the per-thread choice of arena, start-up and fork.
+//! - [`large`]: requests above the big-allocation cutoff, straight to mmap.
+//! - [`lock`]: a futex lock that never allocates.
+//! - [`config`], [`stats`], [`fatal`], [`check`], [`fmt`]: options, counters, dying, the heap
+//!   checker and allocation-free formatting.
+
+#[cfg(not(test))]
+pub mod abi;
+pub mod alloc;
+pub mod arena;
+pub mod bins;
+pub mod block;
+pub mod check;
+pub mod config;
+pub mod fatal;
+pub mod fmt;
+pub mod heap;
+pub mod large;
+pub mod lock;
+pub mod os;
+pub mod purge;
+pub mod region;
+pub mod region_map;
+pub mod size_class;
+pub mod stats;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,87 @@
+//! The only module that talks to the kernel. Out-of-memory becomes `None`; a failure that can
+//! only mean a bug in binmalloc (munmap of a range we mapped) is fatal.
+
+use core::ffi::c_void;
+use core::ptr::{null_mut, NonNull};
+use rustix::mm::{self, Advice, MapFlags, MremapFlags, ProtFlags};
+
+/// The granularity of every mapping. x86-64 and aarch64 Linux both use 4 KiB base pages for
+/// anonymous private mappings; `page_size_is_base_page` in the tests guards the assumption.
+pub const PAGE_SIZE: usize = 4096;
+
+/// Rounds `n` up to a multiple of `align` (a power of two); `None` on overflow.
+#[inline]
+pub const fn align_up(n: usize, align: usize) -> Option<usize> {
+    match n.checked_add(align - 1) {
+        Some(v) => Some(v & !(align - 1)),
+        None => None,
+    }
+}
+
+/// Maps `len` bytes (a multiple of [`PAGE_SIZE`]) of zeroed, private, read-write memory.
+pub fn map(len: usize) -> Option<NonNull<u8>> {
+    debug_assert!(len % PAGE_SIZE == 0 && len > 0);
+    // SAFETY: a fresh anonymous mapping at an address of the kernel's choosing aliases nothing.
+    let p = unsafe {
+        mm::mmap_anonymous(null_mut(), len, ProtFlags::READ | ProtFlags::WRITE, MapFlags::PRIVATE)
+    };
+    p.ok().and_then(|p| NonNull::new(p.cast()))
+}
+
+/// Maps `len` bytes aligned to `align` (a power of two, a multiple of the page size) by mapping
+/// `len + align - PAGE_SIZE` and returning the slack at both ends, so no more address space than
+/// that is ever held, and only for the duration of this call.
+pub fn map_aligned(len: usize, align: usize) -> Option<NonNull<u8>> {
+    debug_assert!(align.is_power_of_two() && align % PAGE_SIZE == 0 && len % PAGE_SIZE == 0);
+    if align <= PAGE_SIZE {
+        return map(len);
+    }
+    let padded = len.checked_add(align - PAGE_SIZE)?;
+    let base = map(padded)?.as_ptr() as usize;
+    let start = align_up(base, align)?;
+    let head = start - base;
+    let tail = padded - head - len;
+    // SAFETY: both ranges lie inside the mapping just made and nothing refers to them.
+    unsafe {
+        if head > 0 {
+            unmap(base as *mut u8, head);
+        }
+        if tail > 0 {
+            unmap((start + len) as *mut u8, tail);
+        }
+    }
+    NonNull::new(start as *mut u8)
+}
+
+/// Returns a mapping (or a page-aligned part of one) to the kernel.
+///
+/// # Safety
+/// `[ptr, ptr + len)` must be page-aligned memory that binmalloc mapped and that nothing will
+/// touch again.
+pub unsafe fn unmap(ptr: *mut u8, len: usize) {
+    // SAFETY: guaranteed by the caller.
+    if unsafe { mm::munmap(ptr.cast::<c_void>(), len) }.is_err() {
+        crate::fatal::internal("munmap of a range binmalloc mapped failed");
+    }
+}
+
+/// Grows or shrinks a mapping, moving it if needed; `None` if the kernel has no room.
+///
+/// # Safety
+/// `[ptr, ptr + old_len)` must be a whole mapping that binmalloc made; on success the old range
+/// must no longer be used.
+pub unsafe fn remap(ptr: *mut u8, old_len: usize, new_len: usize) -> Option<NonNull<u8>> {
+    // SAFETY: guaranteed by the caller.
+    let p = unsafe { mm::mremap(ptr.cast(), old_len, new_len, MremapFlags::MAYMOVE) };
+    p.ok().and_then(|p| NonNull::new(p.cast()))
+}
+
+/// Gives the physical pages behind `[ptr, ptr + len)` back to the kernel while keeping the
+/// addresses mapped; the next touch reads zeroes. Failure only costs memory, so it is ignored.
+///
+/// # Safety
+/// The range must be page-aligned, mapped by binmalloc, and hold nothing anyone still needs.
+pub unsafe fn purge(ptr: *mut u8, len: usize) {
+    // SAFETY: guaranteed by the caller.
+    let _ = unsafe { mm::madvise(ptr.cast(), len, Advice::LinuxDontNeed) };
+}
