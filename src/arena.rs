@@ -214,6 +214,7 @@ extern "C" fn after_fork_in_child() {
 }
 
 /// Runs when the process exits (or the library is unloaded): the `BINMALLOC_STATS` report.
+#[cfg_attr(test, allow(dead_code))]
 extern "C" fn at_exit() {
     if STATE.load(Ordering::Acquire) != READY {
         return;

@@ -1,0 +1,145 @@
+//! Targeted cases of splitting, coalescing by address, in-place resizing and region return.
+
+use super::support::{assert_sound, test_arena};
+use crate::bins::Fit;
+use crate::block::{block_of, block_size_for, read_header, MIN_BLOCK_SIZE};
+use crate::region::{Region, REGION_ALIGN};
+
+fn alloc(arena: &crate::arena::Arena, size: usize) -> *mut u8 {
+    let p = arena.lock().alloc(block_size_for(size).unwrap());
+    assert!(!p.is_null());
+    p
+}
+
+fn free(arena: &crate::arena::Arena, p: *mut u8) {
+    // SAFETY: every pointer passed here is a live block of `arena`.
+    unsafe { arena.lock().free_block(block_of(p), "free") };
+}
+
+fn size_of_block(p: *mut u8) -> usize {
+    // SAFETY: `p` is a live payload.
+    unsafe { read_header(block_of(p)) }.size()
+}
+
+#[test]
+fn neighbours_coalesce_by_address_in_any_order() {
+    for order in [[0, 1, 2], [2, 1, 0], [1, 0, 2], [0, 2, 1], [2, 0, 1], [1, 2, 0]] {
+        let arena = test_arena(Fit::Best);
+        let guard = alloc(&arena, 100); // keeps the region from becoming empty
+        let blocks = [alloc(&arena, 200), alloc(&arena, 300), alloc(&arena, 400)];
+        assert_eq!(blocks[1] as usize - blocks[0] as usize, size_of_block(blocks[0]));
+        let total: usize = blocks.iter().map(|&p| size_of_block(p)).sum();
+        for i in order {
+            free(&arena, blocks[i]);
+            assert_sound(&arena, "after a free");
+        }
+        // The three blocks and the rest of the region are now one free block.
+        let (free_blocks, _) = arena.lock().free_census();
+        assert_eq!(free_blocks, 1, "order {order:?}");
+        // The merged block is reused for a request as large as all three together.
+        let again = alloc(&arena, total - 8);
+        assert_eq!(again, blocks[0]);
+        free(&arena, again);
+        free(&arena, guard);
+        assert_sound(&arena, "end");
+    }
+}
+
+#[test]
+fn exact_fit_reuses_the_freed_block() {
+    let arena = test_arena(Fit::First);
+    let a = alloc(&arena, 64);
+    let _b = alloc(&arena, 64);
+    free(&arena, a);
+    assert_eq!(alloc(&arena, 64), a);
+    assert_sound(&arena, "end");
+}
+
+#[test]
+fn split_leaves_no_fragment_smaller_than_a_block() {
+    let arena = test_arena(Fit::Best);
+    let a = alloc(&arena, 100);
+    let _fence = alloc(&arena, 16);
+    let a_size = size_of_block(a);
+    free(&arena, a);
+    // A request leaving less than a minimum block takes the whole block.
+    let b = alloc(&arena, a_size - 8 - (MIN_BLOCK_SIZE - 16));
+    assert_eq!(b, a);
+    assert_eq!(size_of_block(b), a_size);
+    assert_sound(&arena, "end");
+}
+
+#[test]
+fn realloc_grows_in_place_into_a_free_neighbour_and_shrinks_in_place() {
+    let arena = test_arena(Fit::Best);
+    let a = alloc(&arena, 100);
+    let b = alloc(&arena, 500);
+    let _fence = alloc(&arena, 16);
+    free(&arena, b);
+    // SAFETY: `a` is live in `arena`.
+    assert!(unsafe { arena.lock().resize_in_place(block_of(a), block_size_for(550).unwrap()) });
+    assert!(size_of_block(a) >= block_size_for(550).unwrap());
+    assert_sound(&arena, "after growing");
+    // SAFETY: as above.
+    assert!(unsafe { arena.lock().resize_in_place(block_of(a), block_size_for(40).unwrap()) });
+    assert_eq!(size_of_block(a), block_size_for(40).unwrap());
+    assert_sound(&arena, "after shrinking");
+    // Growing past a used neighbour is refused.
+    // SAFETY: as above.
+    assert!(!unsafe { arena.lock().resize_in_place(block_of(a), block_size_for(10_000).unwrap()) });
+}
+
+#[test]
+fn wholly_free_regions_go_back_to_the_os_keeping_one() {
+    let arena = test_arena(Fit::Best);
+    let blocks: Vec<_> = (0..40).map(|_| alloc(&arena, 200_000)).collect();
+    let mapped = arena.lock().counters().regions_mapped;
+    assert!(mapped >= 4, "expected several regions, got {mapped}");
+    for p in blocks {
+        free(&arena, p);
+    }
+    assert_sound(&arena, "after freeing");
+    let c = arena.lock().counters();
+    assert_eq!(c.empty_regions, 1);
+    assert_eq!(c.regions_unmapped, mapped - 1);
+    // A loop allocating and freeing a large block reuses the kept region instead of mapping.
+    for _ in 0..100 {
+        let p = alloc(&arena, 700_000);
+        free(&arena, p);
+    }
+    assert_eq!(arena.lock().counters().regions_mapped, mapped);
+}
+
+#[test]
+fn purge_unmaps_empty_regions_and_keeps_the_heap_sound() {
+    let arena = test_arena(Fit::Best);
+    let keep = alloc(&arena, 64);
+    let big = alloc(&arena, 800_000);
+    let rest = alloc(&arena, 300_000);
+    free(&arena, big);
+    let released = crate::purge::purge_heap(&mut arena.lock());
+    assert!(released >= 700_000, "released only {released}");
+    assert_sound(&arena, "after purge");
+    // Purged memory reads as zero and is usable again.
+    let again = alloc(&arena, 800_000);
+    // SAFETY: `again` has 800000 usable bytes.
+    unsafe { again.write_bytes(0x5a, 800_000) };
+    free(&arena, again);
+    free(&arena, rest);
+    free(&arena, keep);
+    assert!(crate::purge::purge_heap(&mut arena.lock()) >= REGION_ALIGN / 2);
+    assert_eq!(arena.lock().counters().region_bytes, 0);
+    assert_sound(&arena, "after purging everything");
+}
+
+#[test]
+fn region_span_matches_the_one_free_block_of_a_new_region() {
+    let arena = test_arena(Fit::Best);
+    let p = alloc(&arena, 10);
+    let region = crate::region_map::lookup(p as usize);
+    assert!(!region.is_null());
+    assert_eq!(Region::first_block(region), block_of(p));
+    // SAFETY: `region` is live.
+    assert!(unsafe { Region::contains(region, p as usize) });
+    free(&arena, p);
+}

@@ -1,0 +1,9 @@
+//! Rust-side tests of the block and bin logic. They drive heaps directly (not the exported C
+//! symbols, which are compiled out of the test build so the harness itself runs on glibc).
+
+mod checker;
+mod heap_model;
+mod heap_cases;
+mod large_blocks;
+mod size_classes;
+mod support;

@@ -1,0 +1,50 @@
+//! Helpers shared by the tests: a seeded generator and a private, checked heap.
+
+use crate::arena::Arena;
+use crate::bins::Fit;
+use crate::check::{check_heap, Findings};
+
+/// xorshift64*: small, fast, and reproducible from a printed seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    /// A size spread over several orders of magnitude, biased small as real programs are.
+    pub fn size(&mut self, max: usize) -> usize {
+        let bits = self.below(max.ilog2() as u64 + 1);
+        (self.next() as usize & ((1usize << bits) - 1)).min(max)
+    }
+}
+
+/// A heap in its own arena, leaked so its address (which regions point at) never changes.
+pub fn test_arena(fit: Fit) -> &'static Arena {
+    let arena: &'static Arena = Box::leak(Box::new(Arena::new(fit)));
+    arena.bind();
+    arena
+}
+
+/// Runs the checker on `arena` and panics with the count if anything is wrong.
+pub fn assert_sound(arena: &Arena, context: &str) {
+    let heap = arena.lock();
+    let mut findings = Findings::new(true);
+    check_heap(&heap, &mut findings);
+    assert_eq!(findings.errors, 0, "heap check failed: {context}");
+}
+
+/// The byte stored at offset `i` of a block tagged `tag`.
+pub fn pattern(tag: u64, i: usize) -> u8 {
+    (tag as usize).wrapping_mul(31).wrapping_add(i.wrapping_mul(7)) as u8
+}
