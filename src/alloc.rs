@@ -5,24 +5,45 @@ use core::ptr::null_mut;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arena::{self, ensure_init, lock_local_arena};
-use crate::block::{block_of, block_size_for, payload_capacity, read_header, ALIGNMENT};
+use crate::block::{block_of, block_size_for, payload_capacity, read_header, Header, ALIGNMENT};
 use crate::config;
 use crate::fatal::{self, Misuse};
 use crate::large;
 use crate::region::Region;
 use crate::region_map;
+use crate::thread_cache::{self, class_of_block, class_of_request, CACHED_BLOCK_MAX, CACHED_REQUEST_MAX};
 
 /// Allocates `size` bytes aligned to [`ALIGNMENT`]; null when out of memory.
+///
+/// The fast path: a small request pops a block from this thread's cache, with no lock and no
+/// atomic operation. Everything else is in [`allocate_slow`].
 #[inline]
 pub fn allocate(size: usize) -> *mut u8 {
+    if size <= CACHED_REQUEST_MAX {
+        let p = thread_cache::pop(class_of_request(size));
+        if !p.is_null() {
+            maybe_check_heap();
+            return p;
+        }
+    }
+    allocate_slow(size)
+}
+
+#[inline(never)]
+fn allocate_slow(size: usize) -> *mut u8 {
     ensure_init();
     maybe_check_heap();
+    thread_cache::count_alloc();
     if size > config::mmap_threshold() {
         return large::alloc(size, ALIGNMENT);
     }
     // Cannot fail: the threshold is far below the largest block size.
     let need = block_size_for(size).unwrap_or(usize::MAX);
-    let p = lock_local_arena().alloc(need);
+    let p = if size <= CACHED_REQUEST_MAX {
+        thread_cache::refill(class_of_request(size))
+    } else {
+        lock_local_arena().alloc(need)
+    };
     if p.is_null() {
         return arena::alloc_from_any_arena(need);
     }
@@ -37,6 +58,7 @@ pub fn allocate_aligned(size: usize, align: usize) -> *mut u8 {
     }
     ensure_init();
     maybe_check_heap();
+    thread_cache::count_alloc();
     let Some(padded) = size.checked_add(align) else { return null_mut() };
     if padded > config::mmap_threshold() {
         return large::alloc(size, align);
@@ -47,8 +69,8 @@ pub fn allocate_aligned(size: usize, align: usize) -> *mut u8 {
 
 /// Where a pointer handed to `free`, `realloc` or `malloc_usable_size` lives.
 enum Located {
-    /// A block in a region, whose header is valid (its in-use bit is checked under the lock).
-    Small(*mut Region, *mut u8),
+    /// A block in a region and its header, whose tag is valid.
+    Small(*mut Region, *mut u8, Header),
     /// Not in any region: a big block, or not binmalloc's at all.
     Elsewhere,
 }
@@ -67,10 +89,11 @@ fn locate(p: *mut u8, call: &'static str) -> Located {
         fatal::misuse(call, p, Misuse::NotBlockStart);
     }
     // SAFETY: `block` is 8-aligned and inside the region's block area.
-    if !unsafe { read_header(block) }.is_valid_at(block) {
+    let header = unsafe { read_header(block) };
+    if !header.is_valid_at(block) {
         diagnose_bad_header(region, block, p, call);
     }
-    Located::Small(region, block)
+    Located::Small(region, block, header)
 }
 
 /// A header that fails its tag is either not a block start or a damaged block: walk the region
@@ -96,22 +119,40 @@ fn diagnose_bad_header(region: *mut Region, block: *mut u8, p: *mut u8, call: &'
     fatal::misuse(call, p, misuse)
 }
 
-/// Frees `p` (not null).
+/// Frees `p` (not null). A small block goes to this thread's cache when there is room.
 #[inline]
 pub fn deallocate(p: *mut u8, call: &'static str) {
     match locate(p, call) {
-        Located::Small(region, block) => {
-            // SAFETY: regions point at their arena, which lives for the whole process (or, for a
-            // first-class heap, until destroyed — freeing into a destroyed heap is the caller's bug).
+        Located::Small(region, block, header) => {
+            // Read without the lock: only misuse can make a block's own in-use bit change
+            // under a caller that owns it; the arena re-checks under its lock below.
+            if !header.in_use() {
+                fatal::misuse(call, p, freed_misuse(call));
+            }
+            let size = header.size();
+            if size <= CACHED_BLOCK_MAX && thread_cache::push(p, class_of_block(size), call) {
+                return;
+            }
+            thread_cache::count_free();
+            // SAFETY: regions point at their arena, which lives as long as its blocks.
             let arena = unsafe { &*(*region).arena };
             // SAFETY: `locate` checked that `block` is a block start with a valid header.
             unsafe { arena.lock().free_block(block, call) };
         }
         Located::Elsewhere => {
+            thread_cache::count_free();
             if !large::free(p) {
                 fatal::misuse(call, p, Misuse::NotOurs);
             }
         }
+    }
+}
+
+fn freed_misuse(call: &str) -> Misuse {
+    if call == "free" {
+        Misuse::DoubleFree
+    } else {
+        Misuse::AlreadyFreed
     }
 }
 
@@ -120,7 +161,10 @@ pub fn deallocate(p: *mut u8, call: &'static str) {
 pub fn reallocate(p: *mut u8, size: usize) -> *mut u8 {
     ensure_init();
     match locate(p, "realloc") {
-        Located::Small(region, block) => {
+        Located::Small(region, block, header) => {
+            if !header.in_use() || thread_cache::is_cached_by_this_thread(p, header.size()) {
+                fatal::misuse("realloc", p, Misuse::AlreadyFreed);
+            }
             let old_capacity;
             {
                 // SAFETY: as in `deallocate`.
@@ -173,8 +217,7 @@ fn move_block(p: *mut u8, old_capacity: usize, size: usize) -> *mut u8 {
 /// Bytes usable at `p` (not null).
 pub fn usable_size(p: *mut u8) -> usize {
     match locate(p, "malloc_usable_size") {
-        // SAFETY: `locate` validated the header.
-        Located::Small(_, block) => payload_capacity(unsafe { read_header(block) }.size()),
+        Located::Small(_, _, header) => payload_capacity(header.size()),
         Located::Elsewhere => match large::usable_size(p) {
             Some(n) => n,
             None => fatal::misuse("malloc_usable_size", p, Misuse::NotOurs),

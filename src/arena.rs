@@ -48,7 +48,12 @@ impl Arena {
 
     #[inline(always)]
     pub fn try_lock(&self) -> Option<ArenaGuard<'_>> {
-        self.lock.try_lock().then_some(ArenaGuard { arena: self })
+        // Not `then_some`: that would build (and drop, unlocking) a guard when the lock is busy.
+        if self.lock.try_lock() {
+            Some(ArenaGuard { arena: self })
+        } else {
+            None
+        }
     }
 }
 
@@ -164,7 +169,8 @@ fn init_slow() {
     }
     // SAFETY: only this thread runs start-up, and nothing reads the configuration before READY.
     unsafe { config::load() };
-    crate::block::set_tag_secret(random_word());
+    let random = random_word();
+    crate::block::set_tag_secret(random);
     let config = config::get();
     for arena in &ARENAS {
         arena.lock().set_fit(config.fit);
@@ -173,6 +179,7 @@ fn init_slow() {
     ARENA_COUNT.store(config.arenas, Ordering::Relaxed);
     STATE.store(READY, Ordering::Release);
     // After READY: registering may itself allocate, which is now fine.
+    crate::thread_cache::init(random.rotate_left(29) ^ 0x6a09_e667_f3bc_c908);
     // SAFETY: the handlers are plain functions that only touch binmalloc's locks.
     unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork_in_parent), Some(after_fork_in_child)) };
     if config.verbose {

@@ -34,6 +34,8 @@ pub struct Config {
     pub arenas: usize,
     pub stats: StatsMode,
     pub verbose: bool,
+    /// Whether threads keep a cache of small free blocks (the lock-free fast path).
+    pub thread_cache: bool,
     /// Verify the whole heap every this many allocation calls (0: never).
     pub check_every: u64,
     /// Where to write a JSON heap dump at exit (NUL-terminated; empty: nowhere).
@@ -47,6 +49,7 @@ impl Config {
             arenas: 0,
             stats: StatsMode::Off,
             verbose: false,
+            thread_cache: true,
             check_every: 0,
             dump_path: [0; MAX_PATH],
         }
@@ -136,6 +139,11 @@ fn apply(config: &mut Config, name: &[u8], value: &[u8]) {
             b"0" | b"" => config.verbose = false,
             _ => warn(name, value, "0"),
         },
+        b"TCACHE" => match value {
+            b"1" => config.thread_cache = true,
+            b"0" => config.thread_cache = false,
+            _ => warn(name, value, "1"),
+        },
         b"CHECK" => match parse_size(value) {
             Some(n) => config.check_every = n as u64,
             None => warn(name, value, "0"),
@@ -215,10 +223,11 @@ pub fn print(fd: i32) {
     let dump_len = c.dump_path.iter().position(|&b| b == 0).unwrap_or(0);
     let _ = writeln!(
         out,
-        "binmalloc: config: fit={} mmap_threshold={} arenas={} stats={} check_every={} dump={}",
+        "binmalloc: config: fit={} mmap_threshold={} arenas={} tcache={} stats={} check_every={} dump={}",
         c.fit.name(),
         mmap_threshold(),
         c.arenas,
+        c.thread_cache as u8,
         match c.stats {
             StatsMode::Off => "0",
             StatsMode::Text => "1",

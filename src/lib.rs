@@ -9,6 +9,7 @@
 //! - [`region`]: mmap'd regions carved into blocks; [`region_map`] finds a pointer's region.
 //! - [`heap`]: one lock-free-of-its-own heap: allocation, free, coalescing, in-place resize.
 //! - [`arena`]: heaps behind locks, the per-thread choice of arena, start-up and fork.
+//! - [`thread_cache`]: the per-thread fast path of small blocks, taking no lock.
 //! - [`large`]: requests above the big-allocation cutoff, straight to mmap.
 //! - [`lock`]: a futex lock that never allocates.
 //! - [`config`], [`stats`], [`fatal`], [`check`], [`fmt`]: options, counters, dying, the heap
@@ -33,6 +34,7 @@ pub mod region;
 pub mod region_map;
 pub mod size_class;
 pub mod stats;
+pub mod thread_cache;
 
 #[cfg(test)]
 mod tests;

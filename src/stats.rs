@@ -14,7 +14,6 @@ static REGIONS_MAPPED: AtomicU64 = AtomicU64::new(0);
 static REGIONS_RETURNED: AtomicU64 = AtomicU64::new(0);
 static BIG_MAPPINGS: AtomicU64 = AtomicU64::new(0);
 static BIG_UNMAPPINGS: AtomicU64 = AtomicU64::new(0);
-static BIG_ALLOCS: AtomicU64 = AtomicU64::new(0);
 
 fn raise_peak(peak: &AtomicUsize, now: usize) {
     if now > peak.load(Relaxed) {
@@ -39,7 +38,6 @@ pub fn note_big_mapped(bytes: usize) {
     let now = MAPPED_BYTES.fetch_add(bytes, Relaxed) + bytes;
     raise_peak(&PEAK_MAPPED_BYTES, now);
     BIG_MAPPINGS.fetch_add(1, Relaxed);
-    BIG_ALLOCS.fetch_add(1, Relaxed);
     let in_use = IN_USE_BYTES.fetch_add(bytes, Relaxed) + bytes;
     raise_peak(&PEAK_IN_USE_BYTES, in_use);
 }
@@ -102,14 +100,11 @@ pub fn summary() -> Summary {
         big_unmappings: BIG_UNMAPPINGS.load(Relaxed),
         ..Summary::default()
     };
-    crate::arena::for_each_arena(|heap| {
-        let c = heap.counters();
-        s.allocations += c.allocs;
-        s.frees += c.frees;
-        s.arenas += 1;
-    });
-    s.allocations += BIG_ALLOCS.load(Relaxed);
-    s.frees += s.big_unmappings;
+    crate::thread_cache::publish_this_thread();
+    let (allocations, frees) = crate::thread_cache::published_calls();
+    s.allocations = allocations;
+    s.frees = frees;
+    crate::arena::for_each_arena(|_| s.arenas += 1);
     s
 }
 

@@ -7,3 +7,4 @@ mod heap_cases;
 mod large_blocks;
 mod size_classes;
 mod support;
+mod threads;

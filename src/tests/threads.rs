@@ -1,0 +1,65 @@
+//! The global entry points from several threads at once, with cross-thread frees, checked
+//! with the whole-heap checker afterwards.
+
+use std::sync::Mutex;
+
+use super::support::{pattern, Rng};
+use crate::alloc::{allocate, deallocate};
+
+#[test]
+fn threads_allocate_and_free_each_others_blocks() {
+    const THREADS: usize = 4;
+    let inboxes: Vec<Mutex<Vec<(usize, usize, u64)>>> = (0..THREADS).map(|_| Mutex::new(Vec::new())).collect();
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let inboxes = &inboxes;
+            s.spawn(move || {
+                let mut rng = Rng::new(t as u64 + 77);
+                let mut live: Vec<(usize, usize, u64)> = Vec::new();
+                for op in 0..150_000u64 {
+                    let size = 16 + rng.below(1000) as usize;
+                    let p = allocate(size);
+                    assert!(!p.is_null());
+                    let tag = (t as u64) << 40 | op;
+                    for i in [0, size / 2, size - 1] {
+                        // SAFETY: `p` has `size` bytes.
+                        unsafe { p.add(i).write(pattern(tag, i)) };
+                    }
+                    live.push((p as usize, size, tag));
+                    if live.len() > 2000 {
+                        let (q, qsize, qtag) = live.swap_remove(rng.below(live.len() as u64) as usize);
+                        if rng.below(8) == 0 {
+                            inboxes[(t + 1) % THREADS].lock().unwrap().push((q, qsize, qtag));
+                        } else {
+                            check_and_free(q, qsize, qtag);
+                        }
+                    }
+                    if op % 256 == 0 {
+                        let drained: Vec<_> = std::mem::take(&mut *inboxes[t].lock().unwrap());
+                        for (q, qsize, qtag) in drained {
+                            check_and_free(q, qsize, qtag);
+                        }
+                    }
+                }
+                for (q, qsize, qtag) in live {
+                    check_and_free(q, qsize, qtag);
+                }
+            });
+        }
+    });
+    for inbox in &inboxes {
+        for &(q, qsize, qtag) in inbox.lock().unwrap().iter() {
+            check_and_free(q, qsize, qtag);
+        }
+    }
+    assert_eq!(crate::check::check_all_arenas(true), 0);
+}
+
+fn check_and_free(p: usize, size: usize, tag: u64) {
+    let p = p as *mut u8;
+    for i in [0, size / 2, size - 1] {
+        // SAFETY: `p` is a live block of `size` bytes.
+        assert_eq!(unsafe { p.add(i).read() }, pattern(tag, i), "block {p:?} damaged");
+    }
+    deallocate(p, "free");
+}

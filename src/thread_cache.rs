@@ -1,0 +1,322 @@
+//! The per-thread fast path: a bounded cache of free small blocks per exact size class, so the
+//! common malloc/free pair takes no lock.
+//!
+//! A cached block stays marked in use in its header — to the heap it is simply allocated — and
+//! carries a singly linked `next` pointer at payload+0 and [`CACHE_KEY`] at payload+8 (as glibc's
+//! tcache does), so a second `free` of a cached block is recognised by the key and confirmed by
+//! a scan of this thread's list. Lists are bounded; a full list returns half its blocks to their
+//! arenas in one pass (one lock per run of blocks from the same arena), an empty one is refilled
+//! with a batch under one lock. A `pthread_key_create` destructor empties the cache when the
+//! thread exits; frees that arrive after that go straight to the arenas.
+
+use core::cell::UnsafeCell;
+use core::ptr::null_mut;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use crate::arena::{lock_local_arena, Arena, ArenaGuard};
+use crate::block::{block_of, MIN_BLOCK_SIZE, SIZE_GRANULE, HEADER_SIZE};
+use crate::fatal::{self, Misuse};
+use crate::region_map;
+use crate::size_class::{EXACT_BINS, EXACT_LIMIT};
+
+/// Largest block size the cache holds.
+pub const CACHED_BLOCK_MAX: usize = EXACT_LIMIT;
+/// Largest request served from the cache.
+pub const CACHED_REQUEST_MAX: usize = CACHED_BLOCK_MAX - HEADER_SIZE;
+const CLASSES: usize = EXACT_BINS;
+/// Bytes one list may hold before it is trimmed; small classes are capped by count instead.
+const LIST_BYTES_MAX: usize = 16 << 10;
+const LIST_COUNT_MAX: usize = 64;
+const LIST_COUNT_MIN: usize = 8;
+
+const NEW: u8 = 0;
+const ACTIVE: u8 = 1;
+const DEAD: u8 = 2;
+
+struct ThreadCache {
+    heads: [*mut u8; CLASSES],
+    counts: [u16; CLASSES],
+    state: u8,
+    /// Allocation and free calls made by this thread, not yet added to the process-wide counts.
+    pending_allocs: u64,
+    pending_frees: u64,
+}
+
+thread_local! {
+    /// Const-initialised, no `Drop`: plain TLS that never allocates. Cleanup on thread exit goes
+    /// through a pthread key destructor instead.
+    static CACHE: UnsafeCell<ThreadCache> = const {
+        UnsafeCell::new(ThreadCache {
+            heads: [null_mut(); CLASSES],
+            counts: [0; CLASSES],
+            state: NEW,
+            pending_allocs: 0,
+            pending_frees: 0,
+        })
+    };
+}
+
+/// Marks cached blocks; random per process so user data rarely matches it by accident.
+static CACHE_KEY: AtomicUsize = AtomicUsize::new(0);
+static THREAD_EXIT_KEY: AtomicUsize = AtomicUsize::new(usize::MAX);
+static CALLS_ALLOC: AtomicU64 = AtomicU64::new(0);
+static CALLS_FREE: AtomicU64 = AtomicU64::new(0);
+
+/// Allocation and free calls counted so far (each thread publishes its own count whenever it
+/// goes to an arena, and when it exits).
+pub fn published_calls() -> (u64, u64) {
+    (CALLS_ALLOC.load(Ordering::Relaxed), CALLS_FREE.load(Ordering::Relaxed))
+}
+
+/// The cache class of a block size (a multiple of 16 up to [`CACHED_BLOCK_MAX`]).
+#[inline(always)]
+pub fn class_of_block(size: usize) -> usize {
+    (size - MIN_BLOCK_SIZE) / SIZE_GRANULE
+}
+
+/// The cache class that serves a request of `request` bytes (at most [`CACHED_REQUEST_MAX`]).
+#[inline(always)]
+pub fn class_of_request(request: usize) -> usize {
+    let size = (request + HEADER_SIZE + SIZE_GRANULE - 1) & !(SIZE_GRANULE - 1);
+    class_of_block(size.max(MIN_BLOCK_SIZE))
+}
+
+#[inline(always)]
+fn block_size_of_class(class: usize) -> usize {
+    MIN_BLOCK_SIZE + class * SIZE_GRANULE
+}
+
+#[inline(always)]
+fn list_limit(class: usize) -> usize {
+    (LIST_BYTES_MAX / block_size_of_class(class)).clamp(LIST_COUNT_MIN, LIST_COUNT_MAX)
+}
+
+#[inline(always)]
+fn with_cache<R>(f: impl FnOnce(&mut ThreadCache) -> R) -> R {
+    // SAFETY: the cache is this thread's own; nothing re-enters it while `f` runs (no callback in
+    // this module calls back into malloc).
+    CACHE.with(|c| f(unsafe { &mut *c.get() }))
+}
+
+#[inline(always)]
+fn next_cell(p: *mut u8) -> *mut *mut u8 {
+    p.cast()
+}
+
+#[inline(always)]
+fn key_cell(p: *mut u8) -> *mut usize {
+    p.wrapping_add(8).cast()
+}
+
+/// Pops a cached block of class `class`; null if the list is empty.
+#[inline(always)]
+pub fn pop(class: usize) -> *mut u8 {
+    with_cache(|c| {
+        let p = c.heads[class];
+        if !p.is_null() {
+            // SAFETY: `p` is a cached block: its first two words are ours (next, key).
+            unsafe {
+                c.heads[class] = next_cell(p).read();
+                key_cell(p).write(0);
+            }
+            c.counts[class] -= 1;
+            c.pending_allocs += 1;
+        }
+        p
+    })
+}
+
+/// Caches the in-use block `p` of class `class` instead of freeing it. False if this thread's
+/// cache is not taking blocks (not yet set up, or the thread is exiting).
+#[inline(always)]
+pub fn push(p: *mut u8, class: usize, call: &'static str) -> bool {
+    with_cache(|c| {
+        if c.state != ACTIVE {
+            return activate(c) && push_active(c, p, class, call);
+        }
+        push_active(c, p, class, call)
+    })
+}
+
+#[inline(always)]
+fn push_active(c: &mut ThreadCache, p: *mut u8, class: usize, call: &'static str) -> bool {
+    // SAFETY: `p` is an in-use block of at least MIN_BLOCK_SIZE - HEADER_SIZE = 24 bytes, which
+    // the caller is giving up: its first two words are now ours.
+    unsafe {
+        if key_cell(p).read() == CACHE_KEY.load(Ordering::Relaxed) && is_cached_here(c, p, class) {
+            let misuse = if call == "free" { Misuse::DoubleFree } else { Misuse::AlreadyFreed };
+            fatal::misuse(call, p, misuse);
+        }
+        if c.counts[class] as usize >= list_limit(class) {
+            trim_list(c, class, list_limit(class) / 2);
+        }
+        next_cell(p).write(c.heads[class]);
+        key_cell(p).write(CACHE_KEY.load(Ordering::Relaxed));
+    }
+    c.heads[class] = p;
+    c.counts[class] += 1;
+    c.pending_frees += 1;
+    true
+}
+
+/// Whether `p` carries the cache key and sits in this thread's cache (so freeing or reallocating
+/// it again is misuse). Blocks cached by other threads are not found.
+pub fn is_cached_by_this_thread(p: *mut u8, size: usize) -> bool {
+    if size > CACHED_BLOCK_MAX {
+        return false;
+    }
+    // SAFETY: `p` is a valid payload of at least 24 bytes (caller checked its header).
+    if unsafe { key_cell(p).read() } != CACHE_KEY.load(Ordering::Relaxed) {
+        return false;
+    }
+    with_cache(|c| is_cached_here(c, p, class_of_block(size)))
+}
+
+#[cold]
+fn is_cached_here(c: &ThreadCache, p: *mut u8, class: usize) -> bool {
+    let mut at = c.heads[class];
+    while !at.is_null() {
+        if at == p {
+            return true;
+        }
+        // SAFETY: `at` is a cached block.
+        at = unsafe { next_cell(at).read() };
+    }
+    false
+}
+
+/// Turns the cache on for this thread: registers the thread-exit destructor.
+#[cold]
+fn activate(c: &mut ThreadCache) -> bool {
+    if c.state == DEAD || !crate::config::get().thread_cache {
+        return false;
+    }
+    let key = THREAD_EXIT_KEY.load(Ordering::Acquire);
+    if key == usize::MAX {
+        return false;
+    }
+    // SAFETY: `key` was created by `init`; the value only needs to be non-null for the destructor
+    // to run. Keys below PTHREAD_KEY_2NDLEVEL_SIZE store values without allocating.
+    if unsafe { libc::pthread_setspecific(key as libc::pthread_key_t, 1 as *const libc::c_void) } != 0 {
+        return false;
+    }
+    c.state = ACTIVE;
+    true
+}
+
+/// Creates the thread-exit key and the cache key; called once from start-up.
+pub fn init(random: usize) {
+    CACHE_KEY.store(random | 1, Ordering::Relaxed);
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: `key` is a valid out-pointer; the destructor is a plain function.
+    if unsafe { libc::pthread_key_create(&mut key, Some(on_thread_exit)) } == 0 {
+        THREAD_EXIT_KEY.store(key as usize, Ordering::Release);
+    }
+}
+
+extern "C" fn on_thread_exit(_: *mut libc::c_void) {
+    with_cache(|c| {
+        for class in 0..CLASSES {
+            trim_list(c, class, 0);
+        }
+        c.state = DEAD;
+        publish_counts(c);
+    });
+}
+
+/// Counts one allocation call served outside the cache.
+#[inline(always)]
+pub fn count_alloc() {
+    with_cache(|c| c.pending_allocs += 1);
+}
+
+/// Counts one free call served outside the cache.
+#[inline(always)]
+pub fn count_free() {
+    with_cache(|c| c.pending_frees += 1);
+}
+
+/// Adds the calling thread's pending counts to the process-wide ones (before a report).
+pub fn publish_this_thread() {
+    with_cache(publish_counts);
+}
+
+/// Empties every list of the calling thread's cache into the arenas (for `malloc_trim`).
+pub fn flush_this_thread() {
+    with_cache(|c| {
+        for class in 0..CLASSES {
+            trim_list(c, class, 0);
+        }
+        publish_counts(c);
+    });
+}
+
+fn publish_counts(c: &mut ThreadCache) {
+    CALLS_ALLOC.fetch_add(c.pending_allocs, Ordering::Relaxed);
+    CALLS_FREE.fetch_add(c.pending_frees, Ordering::Relaxed);
+    c.pending_allocs = 0;
+    c.pending_frees = 0;
+}
+
+/// Frees blocks from the front of list `class` into their arenas until `keep` remain, locking
+/// each arena once per run of consecutive blocks that belong to it.
+#[cold]
+fn trim_list(c: &mut ThreadCache, class: usize, keep: usize) {
+    let mut held: Option<(*const Arena, ArenaGuard<'static>)> = None;
+    while c.counts[class] as usize > keep {
+        let p = c.heads[class];
+        // SAFETY: `p` is a cached block; after unlinking, it is an ordinary in-use block.
+        unsafe {
+            c.heads[class] = next_cell(p).read();
+            key_cell(p).write(0);
+        }
+        c.counts[class] -= 1;
+        let region = region_map::lookup(p as usize);
+        // SAFETY: cached blocks are region blocks, and regions point at arenas that live as long
+        // as their blocks.
+        let arena = unsafe { (*region).arena };
+        if held.as_ref().is_none_or(|(a, _)| *a != arena) {
+            drop(held.take()); // never hold two arena locks at once
+            // SAFETY: as above.
+            held = Some((arena, unsafe { &*arena }.lock()));
+        }
+        let (_, heap) = held.as_mut().unwrap_or_else(|| unreachable!());
+        // SAFETY: `p`'s block is in use and belongs to the locked arena.
+        unsafe { heap.free_block(block_of(p), "free") };
+    }
+    publish_counts(c);
+}
+
+/// Allocates a block of class `class` for a thread whose list is empty: takes a batch from the
+/// thread's arena under one lock, returns one block and caches the rest.
+#[cold]
+pub fn refill(class: usize) -> *mut u8 {
+    with_cache(|c| {
+        if c.state != ACTIVE && !activate(c) {
+            return lock_local_arena().alloc(block_size_of_class(class));
+        }
+        let batch = list_limit(class) / 2;
+        let need = block_size_of_class(class);
+        let mut heap = lock_local_arena();
+        let first = heap.alloc(need);
+        if first.is_null() {
+            return first;
+        }
+        for _ in 1..batch {
+            let p = heap.alloc_without_growing(need);
+            if p.is_null() {
+                break;
+            }
+            // SAFETY: `p` is a fresh in-use block of at least 24 bytes.
+            unsafe {
+                next_cell(p).write(c.heads[class]);
+                key_cell(p).write(CACHE_KEY.load(Ordering::Relaxed));
+            }
+            c.heads[class] = p;
+            c.counts[class] += 1;
+        }
+        drop(heap);
+        publish_counts(c);
+        first
+    })
+}
