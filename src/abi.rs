@@ -34,16 +34,14 @@ pub extern "C" fn malloc(size: usize) -> *mut c_void {
     or_enomem(allocate(size))
 }
 
-/// Frees a block from any binmalloc allocation function; NULL is ignored; `errno` is preserved.
+/// Frees a block from any binmalloc allocation function; NULL is ignored. `errno` is preserved:
+/// nothing on this path sets it (system calls go through rustix, which reports errors as values).
 #[no_mangle]
 pub extern "C" fn free(ptr: *mut c_void) {
     if ptr.is_null() {
         return;
     }
-    // SAFETY: see `errno`.
-    let saved = unsafe { *errno() };
     deallocate(ptr.cast(), "free");
-    set_errno(saved);
 }
 
 /// Same as `free` (an old SunOS name some programs still import).

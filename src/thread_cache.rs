@@ -9,8 +9,8 @@
 //! with a batch under one lock. A `pthread_key_create` destructor empties the cache when the
 //! thread exits; frees that arrive after that go straight to the arenas.
 
-use core::cell::UnsafeCell;
-use core::ptr::null_mut;
+#[cfg(not(target_arch = "x86_64"))]
+use core::{cell::UnsafeCell, ptr::null_mut};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::arena::{lock_local_arena, Arena, ArenaGuard};
@@ -19,20 +19,71 @@ use crate::fatal::{self, Misuse};
 use crate::region_map;
 use crate::size_class::{EXACT_BINS, EXACT_LIMIT};
 
-/// Largest block size the cache holds.
-pub const CACHED_BLOCK_MAX: usize = EXACT_LIMIT;
+#[cfg(test)]
+pub(crate) const CLASS_COUNT: usize = CLASSES;
+
+/// Blocks up to [`EXACT_LIMIT`] are cached by exact size (one class per 16 bytes); above it,
+/// requests are rounded up to one of [`MEDIUM_CLASSES_PER_DOUBLING`] sizes per power of two (at
+/// most 12.5% slack) up to this size.
+pub const CACHED_BLOCK_MAX: usize = 128 << 10;
 /// Largest request served from the cache.
 pub const CACHED_REQUEST_MAX: usize = CACHED_BLOCK_MAX - HEADER_SIZE;
-const CLASSES: usize = EXACT_BINS;
-/// Bytes one list may hold before it is trimmed; small classes are capped by count instead.
+const MEDIUM_CLASSES_PER_DOUBLING: usize = 8;
+const MEDIUM_SUB_BITS: u32 = MEDIUM_CLASSES_PER_DOUBLING.trailing_zeros();
+const EXACT_LIMIT_LOG2: u32 = EXACT_LIMIT.trailing_zeros();
+const MEDIUM_CLASSES: usize =
+    (CACHED_BLOCK_MAX.trailing_zeros() - EXACT_LIMIT_LOG2) as usize * MEDIUM_CLASSES_PER_DOUBLING;
+const CLASSES: usize = EXACT_BINS + MEDIUM_CLASSES;
+/// A list is trimmed to half when it holds this many bytes (or [`LIST_COUNT_MAX`] blocks); it
+/// always may hold at least one block.
 const LIST_BYTES_MAX: usize = 16 << 10;
 const LIST_COUNT_MAX: usize = 64;
-const LIST_COUNT_MIN: usize = 8;
 
+const _: () = assert!(CACHED_BLOCK_MAX.is_power_of_two() && CACHED_BLOCK_MAX > EXACT_LIMIT);
+const _: () = assert!(CACHED_BLOCK_MAX < crate::config::DEFAULT_MMAP_THRESHOLD);
+
+/// Block size of each class.
+static CLASS_SIZE: [u32; CLASSES] = {
+    let mut sizes = [0u32; CLASSES];
+    let mut c = 0;
+    while c < CLASSES {
+        sizes[c] = if c < EXACT_BINS {
+            (MIN_BLOCK_SIZE + c * SIZE_GRANULE) as u32
+        } else {
+            let m = c - EXACT_BINS;
+            let base = EXACT_LIMIT << (m / MEDIUM_CLASSES_PER_DOUBLING);
+            (base + (m % MEDIUM_CLASSES_PER_DOUBLING + 1) * (base / MEDIUM_CLASSES_PER_DOUBLING)) as u32
+        };
+        c += 1;
+    }
+    sizes
+};
+
+/// How many blocks each class's list may hold.
+static LIST_LIMIT: [u16; CLASSES] = {
+    let mut limits = [0u16; CLASSES];
+    let mut c = 0;
+    while c < CLASSES {
+        let by_bytes = LIST_BYTES_MAX / CLASS_SIZE[c] as usize;
+        limits[c] = if by_bytes > LIST_COUNT_MAX {
+            LIST_COUNT_MAX as u16
+        } else if by_bytes < 1 {
+            1
+        } else {
+            by_bytes as u16
+        };
+        c += 1;
+    }
+    limits
+};
+
+/// A thread's cache starts zero-filled, which reads as this state.
+#[allow(dead_code)]
 const NEW: u8 = 0;
 const ACTIVE: u8 = 1;
 const DEAD: u8 = 2;
 
+#[repr(C)]
 struct ThreadCache {
     heads: [*mut u8; CLASSES],
     counts: [u16; CLASSES],
@@ -42,9 +93,43 @@ struct ThreadCache {
     pending_frees: u64,
 }
 
+/// The calling thread's cache. On x86-64 it lives in a `.tbss` symbol read with the
+/// initial-exec TLS model (`fs:0` plus a GOT offset, two instructions): a shared library's
+/// `thread_local!` would call `__tls_get_addr` on every access, a measurable share of a
+/// malloc/free pair. Zero-filled TLS is a valid empty cache. Elsewhere, a const `thread_local!`
+/// without `Drop` (plain TLS, no lazy registration, no allocation).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn this_thread_cache() -> *mut ThreadCache {
+    let cache: *mut ThreadCache;
+    // SAFETY: reads the thread pointer and the GOT entry the dynamic linker fills with the
+    // symbol's offset from it; both are valid for the life of the thread.
+    unsafe {
+        core::arch::asm!(
+            "mov {cache}, qword ptr fs:[0]",
+            "add {cache}, qword ptr [rip + binmalloc_thread_cache@GOTTPOFF]",
+            cache = out(reg) cache,
+            options(pure, readonly, nostack),
+        );
+    }
+    cache
+}
+
+#[cfg(target_arch = "x86_64")]
+core::arch::global_asm!(
+    ".section .tbss,\"awT\",@nobits",
+    ".p2align 6",
+    ".hidden binmalloc_thread_cache",
+    ".type binmalloc_thread_cache,@object",
+    "binmalloc_thread_cache:",
+    ".zero {size}",
+    ".size binmalloc_thread_cache, {size}",
+    ".text",
+    size = const core::mem::size_of::<ThreadCache>(),
+);
+
+#[cfg(not(target_arch = "x86_64"))]
 thread_local! {
-    /// Const-initialised, no `Drop`: plain TLS that never allocates. Cleanup on thread exit goes
-    /// through a pthread key destructor instead.
     static CACHE: UnsafeCell<ThreadCache> = const {
         UnsafeCell::new(ThreadCache {
             heads: [null_mut(); CLASSES],
@@ -54,6 +139,12 @@ thread_local! {
             pending_frees: 0,
         })
     };
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn this_thread_cache() -> *mut ThreadCache {
+    CACHE.with(|c| c.get())
 }
 
 /// Marks cached blocks; random per process so user data rarely matches it by accident.
@@ -68,34 +159,52 @@ pub fn published_calls() -> (u64, u64) {
     (CALLS_ALLOC.load(Ordering::Relaxed), CALLS_FREE.load(Ordering::Relaxed))
 }
 
-/// The cache class of a block size (a multiple of 16 up to [`CACHED_BLOCK_MAX`]).
+/// The cache class a block of `size` bytes goes back to: the largest class not above its size,
+/// so every block on a list is at least its class's size.
 #[inline(always)]
 pub fn class_of_block(size: usize) -> usize {
-    (size - MIN_BLOCK_SIZE) / SIZE_GRANULE
+    if size <= EXACT_LIMIT {
+        return (size - MIN_BLOCK_SIZE) / SIZE_GRANULE;
+    }
+    let log2 = usize::BITS - 1 - size.leading_zeros();
+    let sub = (size >> (log2 - MEDIUM_SUB_BITS)) & (MEDIUM_CLASSES_PER_DOUBLING - 1);
+    // `sub` counts eighths above 2^log2; class sizes are 2^log2 * (1 + (k + 1) / 8).
+    let index = (log2 - EXACT_LIMIT_LOG2) as usize * MEDIUM_CLASSES_PER_DOUBLING + sub;
+    EXACT_BINS + index - 1
 }
 
-/// The cache class that serves a request of `request` bytes (at most [`CACHED_REQUEST_MAX`]).
+/// The cache class that serves a request of `request` bytes (at most [`CACHED_REQUEST_MAX`]):
+/// the smallest class whose blocks hold it.
 #[inline(always)]
 pub fn class_of_request(request: usize) -> usize {
-    let size = (request + HEADER_SIZE + SIZE_GRANULE - 1) & !(SIZE_GRANULE - 1);
-    class_of_block(size.max(MIN_BLOCK_SIZE))
+    let size = ((request + HEADER_SIZE + SIZE_GRANULE - 1) & !(SIZE_GRANULE - 1)).max(MIN_BLOCK_SIZE);
+    if size <= EXACT_LIMIT {
+        return (size - MIN_BLOCK_SIZE) / SIZE_GRANULE;
+    }
+    let floor = class_of_block(size);
+    if CLASS_SIZE[floor] as usize >= size {
+        floor
+    } else {
+        floor + 1
+    }
 }
 
+/// The block size of class `class`.
 #[inline(always)]
-fn block_size_of_class(class: usize) -> usize {
-    MIN_BLOCK_SIZE + class * SIZE_GRANULE
+pub fn block_size_of_class(class: usize) -> usize {
+    CLASS_SIZE[class] as usize
 }
 
 #[inline(always)]
 fn list_limit(class: usize) -> usize {
-    (LIST_BYTES_MAX / block_size_of_class(class)).clamp(LIST_COUNT_MIN, LIST_COUNT_MAX)
+    LIST_LIMIT[class] as usize
 }
 
 #[inline(always)]
 fn with_cache<R>(f: impl FnOnce(&mut ThreadCache) -> R) -> R {
-    // SAFETY: the cache is this thread's own; nothing re-enters it while `f` runs (no callback in
+    // SAFETY: the cache is this thread's own; nothing re-enters it while `f` runs (nothing in
     // this module calls back into malloc).
-    CACHE.with(|c| f(unsafe { &mut *c.get() }))
+    f(unsafe { &mut *this_thread_cache() })
 }
 
 #[inline(always)]

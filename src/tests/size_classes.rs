@@ -76,3 +76,26 @@ fn size_options_parse_with_suffixes() {
 fn page_size_is_base_page() {
     assert_eq!(rustix::param::page_size(), crate::os::PAGE_SIZE);
 }
+
+#[test]
+fn cache_classes_round_trip() {
+    use crate::thread_cache::{block_size_of_class, class_of_block, class_of_request, CACHED_REQUEST_MAX, CLASS_COUNT};
+    for request in 0..=CACHED_REQUEST_MAX {
+        let need = block_size_for(request).unwrap();
+        let class = class_of_request(request);
+        assert!(class < CLASS_COUNT);
+        assert!(block_size_of_class(class) >= need, "request {request}");
+        assert!(class == 0 || block_size_of_class(class - 1) < need, "request {request} not in smallest class");
+        assert_eq!(class_of_block(block_size_of_class(class)), class);
+        // Slack stays within 12.5% above the exact range.
+        assert!(block_size_of_class(class) - need <= need / 8 + SIZE_GRANULE, "request {request}");
+    }
+    // A block goes back to the largest class it can serve.
+    let mut size = MIN_BLOCK_SIZE;
+    while size <= 128 << 10 {
+        let class = class_of_block(size);
+        assert!(block_size_of_class(class) <= size);
+        assert!(class + 1 == CLASS_COUNT || block_size_of_class(class + 1) > size, "block {size}");
+        size += SIZE_GRANULE;
+    }
+}
