@@ -11,151 +11,91 @@
 #define BINMALLOC_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <malloc.h>
+/* Number of entries in binmalloc_stats.bins: one per free-list bin. */
+#define BINMALLOC_BIN_COUNT 215
+
+typedef struct binmalloc_heap binmalloc_heap;
+typedef struct binmalloc_heap_config binmalloc_heap_config;
 
 /*
- Candidates examined per bin by best and worst fit.
+ A first-class heap. Lives in a mapping of its own so that creating one never calls malloc.
  */
-#define BEST_FIT_SCAN_LIMIT 256
+struct binmalloc_heap;
 
 /*
- Bytes of bookkeeping in front of every payload.
+ Free blocks on one bin, summed over the process arenas.
  */
-#define HEADER_SIZE 8
-
-/*
- Alignment of every payload, as the C standard requires for `max_align_t` on x86-64.
- */
-#define ALIGNMENT 16
-
-/*
- A free block holds header, two links and a footer.
- */
-#define MIN_BLOCK_SIZE (4 * 8)
-
-/*
- Block sizes are multiples of this.
- */
-#define SIZE_GRANULE ALIGNMENT
-
-/*
- Largest request the block layout can describe (sizes occupy bits 4..48).
- */
-#define MAX_BLOCK_SIZE ((1 << 48) - SIZE_GRANULE)
-
-/*
- Default big-allocation cutoff: requests above it go straight to mmap. Chosen by measurement
- (see README, "Choosing the defaults").
- */
-#define DEFAULT_MMAP_THRESHOLD (1 << 20)
-
-/*
- The cutoff can be set up to this; larger requests always go to mmap.
- */
-#define MAX_MMAP_THRESHOLD (1 << 30)
-
-/*
- The most arenas binmalloc will create.
- */
-#define MAX_ARENAS 64
-
-/*
- Longest path accepted for `BINMALLOC_DUMP`.
- */
-#define MAX_PATH 256
-
-/*
- Wholly free regions a heap keeps mapped, so that a loop allocating and freeing one large
- block does not map and unmap a region every time. Any further empty region is unmapped.
- */
-#define EMPTY_REGIONS_KEPT 1
-
-/*
- The smallest region a heap maps.
- */
-#define REGION_MIN_SIZE REGION_ALIGN
-
-/*
- Regions grow with the heap (a quarter of what it already maps) up to this size, so a large
- heap makes few mmap calls while a small one stays small.
- */
-#define REGION_MAX_GROWTH_SIZE (32 * REGION_ALIGN)
-
-/*
- The granularity of every mapping. x86-64 and aarch64 Linux both use 4 KiB base pages for
- anonymous private mappings; `page_size_is_base_page` in the tests guards the assumption.
- */
-#define PAGE_SIZE 4096
-
-/*
- Regions start on this boundary so that [`crate::region_map`] can find a pointer's region from
- its high bits; regions are whole multiples of it.
- */
-#define REGION_ALIGN (1 << 20)
-
-/*
- Written into every region header; the checker verifies it.
- */
-#define REGION_MAGIC 7091320504336542819
-
-/*
- Bytes of a region that no block can use: the header and the end sentinel.
- */
-#define REGION_OVERHEAD (FIRST_BLOCK_OFFSET + HEADER_SIZE)
-
-/*
- The largest block size with a bin of its own.
- */
-#define EXACT_LIMIT 1024
-
-/*
- Bins 0..EXACT_BINS hold exactly one size each: 32, 48, ..., 1024.
- */
-#define EXACT_BINS (((EXACT_LIMIT - MIN_BLOCK_SIZE) / SIZE_GRANULE) + 1)
-
-/*
- Range bins per power of two above [`EXACT_LIMIT`].
- */
-#define SUB_BINS_PER_DOUBLING (1 << SUB_BIN_BITS)
-
-/*
- Total number of bins.
- */
-#define BIN_COUNT (EXACT_BINS + ((size_t)((LAST_RANGE_LOG2 - FIRST_RANGE_LOG2) + 1) * SUB_BINS_PER_DOUBLING))
-
-/*
- How a block is chosen among those large enough.
- */
-enum Fit
-#if __STDC_VERSION__ >= 202311L
-  : uint8_t
-#endif // __STDC_VERSION__ >= 202311L
- {
+struct binmalloc_bin_stats {
   /*
-   The first block found that is large enough, scanning bins upward from the request's.
+   Smallest block size on this bin (bytes, header included).
    */
-  First = 0,
+  size_t lower;
   /*
-   The smallest block that is large enough (searched among [`BEST_FIT_SCAN_LIMIT`] candidates
-   per bin, so a pathological bin cannot make one call linear in the heap).
+   One past the largest block size on this bin.
    */
-  Best = 1,
-  /*
-   The largest free block in the heap.
-   */
-  Worst = 2,
+  size_t upper;
+  size_t free_blocks;
+  size_t free_bytes;
 };
-#if __STDC_VERSION__ >= 202311L
-typedef enum Fit Fit;
-#else
-typedef uint8_t Fit;
-#endif // __STDC_VERSION__ >= 202311L
 
 /*
- Default fit policy inside a bin. Chosen by measurement (see README).
+ Everything binmalloc counts, as `binmalloc_stats()` fills it.
  */
-#define DEFAULT_FIT Best
+struct binmalloc_stats {
+  /*
+   Bytes mapped from the OS now (regions and big blocks) and at most ever.
+   */
+  size_t mapped_bytes;
+  size_t peak_mapped_bytes;
+  /*
+   Bytes in blocks handed out (including blocks held in per-thread caches), now and at peak.
+   */
+  size_t in_use_bytes;
+  size_t peak_in_use_bytes;
+  /*
+   Allocation and free calls (each thread's counts are added when it next visits an arena,
+   and when it exits).
+   */
+  uint64_t allocations;
+  uint64_t frees;
+  uint64_t regions_mapped;
+  uint64_t regions_returned;
+  uint64_t big_mappings;
+  uint64_t big_unmappings;
+  size_t big_live_blocks;
+  size_t big_live_bytes;
+  size_t arenas;
+  /*
+   Free blocks on all bins and their bytes.
+   */
+  size_t free_blocks;
+  size_t free_bytes;
+  /*
+   Per-bin counts of free blocks, smallest sizes first.
+   */
+  struct binmalloc_bin_stats bins[BINMALLOC_BIN_COUNT];
+};
+
+/*
+ A heap's configuration. Zero fields mean "the process default".
+ */
+struct binmalloc_heap_config {
+  /*
+   0 first fit, 1 best fit, 2 worst fit, anything else the process default.
+   */
+  int32_t fit;
+  /*
+   Minimum bytes per region (rounded up to whole MiB); 0 for the default growth policy.
+   */
+  size_t region_size;
+  /*
+   Requests above this many bytes get a mapping of their own; 0 for the process default.
+   */
+  size_t mmap_threshold;
+};
 
 /*
  Returns 1 if `ptr` is a live block that binmalloc handed out, else 0. Never aborts.
@@ -177,5 +117,85 @@ void binmalloc_print_stats(int fd);
  Writes the statistics summary as one JSON object to `fd`.
  */
 void binmalloc_print_stats_json(int fd);
+
+/*
+ Writes a JSON picture of the heap (every region's blocks, the non-empty bins, the big
+ blocks and the statistics) to `fd`; `scripts/heapmap` draws it.
+ */
+void binmalloc_dump_json(int fd);
+
+/*
+ Fills `*out` with the current statistics. Returns 0, or -1 if `out` is NULL.
+
+ # Safety
+ `out` must be NULL or valid for writing a `struct binmalloc_stats`.
+ */
+int binmalloc_stats(struct binmalloc_stats *out);
+
+/*
+ Creates a first-class heap: a private heap whose blocks are freed one by one with
+ `binmalloc_heap_free` or all at once with `binmalloc_heap_reset`/`binmalloc_heap_destroy`.
+ `config` may be NULL for the defaults. Returns NULL (errno ENOMEM) when out of memory.
+
+ # Safety
+ `config` must be NULL or point at a valid configuration.
+ */
+struct binmalloc_heap *binmalloc_heap_new(const struct binmalloc_heap_config *config);
+
+/*
+ Allocates `size` bytes from `heap`; NULL (errno ENOMEM) when out of memory.
+
+ # Safety
+ `heap` must be a live heap from `binmalloc_heap_new`.
+ */
+void *binmalloc_heap_alloc(struct binmalloc_heap *heap, size_t size);
+
+/*
+ Allocates zeroed memory for `count` objects of `size` bytes from `heap`.
+
+ # Safety
+ `heap` must be a live heap from `binmalloc_heap_new`.
+ */
+void *binmalloc_heap_calloc(struct binmalloc_heap *heap, size_t count, size_t size);
+
+/*
+ Resizes a block of `heap` like `realloc` (NULL allocates, size 0 frees and returns NULL).
+
+ # Safety
+ `heap` must be a live heap; `ptr` NULL or a live block of it.
+ */
+void *binmalloc_heap_realloc(struct binmalloc_heap *heap, void *ptr, size_t size);
+
+/*
+ Frees one block of `heap` (NULL is ignored). A pointer from elsewhere aborts with a message.
+
+ # Safety
+ `heap` must be a live heap.
+ */
+void binmalloc_heap_free(struct binmalloc_heap *heap, void *ptr);
+
+/*
+ Frees every block of `heap` at once; the heap stays usable.
+
+ # Safety
+ `heap` must be a live heap; its blocks must not be used afterwards.
+ */
+void binmalloc_heap_reset(struct binmalloc_heap *heap);
+
+/*
+ Frees every block of `heap` and the heap itself.
+
+ # Safety
+ `heap` must be a live heap; neither it nor its blocks may be used afterwards.
+ */
+void binmalloc_heap_destroy(struct binmalloc_heap *heap);
+
+/*
+ Runs the invariant checker on one heap; returns the number of problems (0: sound).
+
+ # Safety
+ `heap` must be a live heap.
+ */
+size_t binmalloc_heap_check(struct binmalloc_heap *heap);
 
 #endif  /* BINMALLOC_H */

@@ -286,3 +286,209 @@ pub extern "C" fn binmalloc_print_stats_json(fd: c_int) {
     crate::arena::ensure_init();
     crate::stats::print_json(fd);
 }
+
+/// Writes a JSON picture of the heap (every region's blocks, the non-empty bins, the big
+/// blocks and the statistics) to `fd`; `scripts/heapmap` draws it.
+#[no_mangle]
+pub extern "C" fn binmalloc_dump_json(fd: c_int) {
+    crate::arena::ensure_init();
+    crate::dump::dump_json(fd);
+}
+
+/// Number of entries in `binmalloc_stats.bins` (also defined in the header by cbindgen.toml).
+const BINMALLOC_BIN_COUNT: usize = 215;
+const _: () = assert!(BINMALLOC_BIN_COUNT == crate::size_class::BIN_COUNT);
+
+/// Free blocks on one bin, summed over the process arenas.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+pub struct binmalloc_bin_stats {
+    /// Smallest block size on this bin (bytes, header included).
+    pub lower: usize,
+    /// One past the largest block size on this bin.
+    pub upper: usize,
+    pub free_blocks: usize,
+    pub free_bytes: usize,
+}
+
+/// Everything binmalloc counts, as `binmalloc_stats()` fills it.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+pub struct binmalloc_stats {
+    /// Bytes mapped from the OS now (regions and big blocks) and at most ever.
+    pub mapped_bytes: usize,
+    pub peak_mapped_bytes: usize,
+    /// Bytes in blocks handed out (including blocks held in per-thread caches), now and at peak.
+    pub in_use_bytes: usize,
+    pub peak_in_use_bytes: usize,
+    /// Allocation and free calls (each thread's counts are added when it next visits an arena,
+    /// and when it exits).
+    pub allocations: u64,
+    pub frees: u64,
+    pub regions_mapped: u64,
+    pub regions_returned: u64,
+    pub big_mappings: u64,
+    pub big_unmappings: u64,
+    pub big_live_blocks: usize,
+    pub big_live_bytes: usize,
+    pub arenas: usize,
+    /// Free blocks on all bins and their bytes.
+    pub free_blocks: usize,
+    pub free_bytes: usize,
+    /// Per-bin counts of free blocks, smallest sizes first.
+    pub bins: [binmalloc_bin_stats; BINMALLOC_BIN_COUNT],
+}
+
+/// Fills `*out` with the current statistics. Returns 0, or -1 if `out` is NULL.
+///
+/// # Safety
+/// `out` must be NULL or valid for writing a `struct binmalloc_stats`.
+#[no_mangle]
+pub unsafe extern "C" fn binmalloc_stats(out: *mut binmalloc_stats) -> c_int {
+    if out.is_null() {
+        return -1;
+    }
+    crate::arena::ensure_init();
+    let s = crate::stats::summary();
+    let (big_live_blocks, big_live_bytes) = crate::large::census();
+    // SAFETY: guaranteed by the caller; every field is written before it is read.
+    let out = unsafe { &mut *out };
+    out.mapped_bytes = s.mapped_bytes;
+    out.peak_mapped_bytes = s.peak_mapped_bytes;
+    out.in_use_bytes = s.in_use_bytes;
+    out.peak_in_use_bytes = s.peak_in_use_bytes;
+    out.allocations = s.allocations;
+    out.frees = s.frees;
+    out.regions_mapped = s.regions_mapped;
+    out.regions_returned = s.regions_returned;
+    out.big_mappings = s.big_mappings;
+    out.big_unmappings = s.big_unmappings;
+    out.big_live_blocks = big_live_blocks;
+    out.big_live_bytes = big_live_bytes;
+    out.arenas = s.arenas;
+    out.free_blocks = 0;
+    out.free_bytes = 0;
+    for (bin, entry) in out.bins.iter_mut().enumerate() {
+        entry.lower = crate::size_class::bin_lower_bound(bin);
+        entry.upper = if bin + 1 < BINMALLOC_BIN_COUNT { crate::size_class::bin_lower_bound(bin + 1) } else { usize::MAX };
+        entry.free_blocks = 0;
+        entry.free_bytes = 0;
+    }
+    crate::arena::for_each_arena(|heap| {
+        for (bin, entry) in out.bins.iter_mut().enumerate() {
+            let (count, bytes) = heap.bin_census(bin);
+            entry.free_blocks += count;
+            entry.free_bytes += bytes;
+            out.free_blocks += count;
+            out.free_bytes += bytes;
+        }
+    });
+    0
+}
+
+use crate::user_heap::{HeapConfig, UserHeap};
+
+/// Creates a first-class heap: a private heap whose blocks are freed one by one with
+/// `binmalloc_heap_free` or all at once with `binmalloc_heap_reset`/`binmalloc_heap_destroy`.
+/// `config` may be NULL for the defaults. Returns NULL (errno ENOMEM) when out of memory.
+///
+/// # Safety
+/// `config` must be NULL or point at a valid configuration.
+#[no_mangle]
+pub unsafe extern "C" fn binmalloc_heap_new(config: *const HeapConfig) -> *mut UserHeap {
+    // SAFETY: guaranteed by the caller.
+    let config = if config.is_null() { HeapConfig { fit: -1, ..HeapConfig::default() } } else { unsafe { *config } };
+    let heap = crate::user_heap::create(config);
+    if heap.is_null() {
+        set_errno(libc::ENOMEM);
+    }
+    heap
+}
+
+/// Allocates `size` bytes from `heap`; NULL (errno ENOMEM) when out of memory.
+///
+/// # Safety
+/// `heap` must be a live heap from `binmalloc_heap_new`.
+#[no_mangle]
+pub unsafe extern "C" fn binmalloc_heap_alloc(heap: *mut UserHeap, size: usize) -> *mut c_void {
+    // SAFETY: guaranteed by the caller.
+    or_enomem(unsafe { &*heap }.alloc(size))
+}
+
+/// Allocates zeroed memory for `count` objects of `size` bytes from `heap`.
+///
+/// # Safety
+/// `heap` must be a live heap from `binmalloc_heap_new`.
+#[no_mangle]
+pub unsafe extern "C" fn binmalloc_heap_calloc(heap: *mut UserHeap, count: usize, size: usize) -> *mut c_void {
+    let Some(total) = count.checked_mul(size) else {
+        set_errno(libc::ENOMEM);
+        return null_mut();
+    };
+    // SAFETY: guaranteed by the caller.
+    let p = unsafe { &*heap }.alloc(total);
+    if !p.is_null() {
+        // SAFETY: `p` holds at least `total` bytes.
+        unsafe { core::ptr::write_bytes(p, 0, total) };
+    }
+    or_enomem(p)
+}
+
+/// Resizes a block of `heap` like `realloc` (NULL allocates, size 0 frees and returns NULL).
+///
+/// # Safety
+/// `heap` must be a live heap; `ptr` NULL or a live block of it.
+#[no_mangle]
+pub unsafe extern "C" fn binmalloc_heap_realloc(heap: *mut UserHeap, ptr: *mut c_void, size: usize) -> *mut c_void {
+    // SAFETY: guaranteed by the caller.
+    let heap = unsafe { &*heap };
+    if !ptr.is_null() && size == 0 {
+        heap.free(ptr.cast());
+        return null_mut();
+    }
+    or_enomem(heap.realloc(ptr.cast(), size))
+}
+
+/// Frees one block of `heap` (NULL is ignored). A pointer from elsewhere aborts with a message.
+///
+/// # Safety
+/// `heap` must be a live heap.
+#[no_mangle]
+pub unsafe extern "C" fn binmalloc_heap_free(heap: *mut UserHeap, ptr: *mut c_void) {
+    if !ptr.is_null() {
+        // SAFETY: guaranteed by the caller.
+        unsafe { &*heap }.free(ptr.cast());
+    }
+}
+
+/// Frees every block of `heap` at once; the heap stays usable.
+///
+/// # Safety
+/// `heap` must be a live heap; its blocks must not be used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn binmalloc_heap_reset(heap: *mut UserHeap) {
+    // SAFETY: guaranteed by the caller.
+    unsafe { &*heap }.reset();
+}
+
+/// Frees every block of `heap` and the heap itself.
+///
+/// # Safety
+/// `heap` must be a live heap; neither it nor its blocks may be used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn binmalloc_heap_destroy(heap: *mut UserHeap) {
+    if !heap.is_null() {
+        // SAFETY: guaranteed by the caller.
+        unsafe { crate::user_heap::destroy(heap) };
+    }
+}
+
+/// Runs the invariant checker on one heap; returns the number of problems (0: sound).
+///
+/// # Safety
+/// `heap` must be a live heap.
+#[no_mangle]
+pub unsafe extern "C" fn binmalloc_heap_check(heap: *mut UserHeap) -> usize {
+    // SAFETY: guaranteed by the caller.
+    unsafe { &*heap }.check()
+}

@@ -129,13 +129,18 @@ pub fn deallocate(p: *mut u8, call: &'static str) {
             if !header.in_use() {
                 fatal::misuse(call, p, freed_misuse(call));
             }
+            // SAFETY: regions point at their arena, which lives as long as its blocks.
+            let arena = unsafe { (*region).arena };
+            if !arena::is_process_arena(arena) {
+                fatal::misuse(call, p, Misuse::WrongHeap);
+            }
             let size = header.size();
             if size <= CACHED_BLOCK_MAX && thread_cache::push(p, class_of_block(size), call) {
                 return;
             }
             thread_cache::count_free();
-            // SAFETY: regions point at their arena, which lives as long as its blocks.
-            let arena = unsafe { &*(*region).arena };
+            // SAFETY: process arenas live for the whole process.
+            let arena = unsafe { &*arena };
             // SAFETY: `locate` checked that `block` is a block start with a valid header.
             unsafe { arena.lock().free_block(block, call) };
         }
@@ -164,6 +169,10 @@ pub fn reallocate(p: *mut u8, size: usize) -> *mut u8 {
         Located::Small(region, block, header) => {
             if !header.in_use() || thread_cache::is_cached_by_this_thread(p, header.size()) {
                 fatal::misuse("realloc", p, Misuse::AlreadyFreed);
+            }
+            // SAFETY: `region` is live.
+            if !arena::is_process_arena(unsafe { (*region).arena }) {
+                fatal::misuse("realloc", p, Misuse::WrongHeap);
             }
             let old_capacity;
             {

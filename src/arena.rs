@@ -128,6 +128,13 @@ fn lock_local_arena_slow(index: usize) -> ArenaGuard<'static> {
     ARENAS[home].lock()
 }
 
+/// Whether `arena` is one of the process arenas (rather than a first-class heap's).
+#[inline(always)]
+pub fn is_process_arena(arena: *const Arena) -> bool {
+    let first = ARENAS.as_ptr();
+    arena >= first && arena < first.wrapping_add(MAX_ARENAS)
+}
+
 /// Calls `f` on every arena's heap in turn, each under its lock.
 pub fn for_each_arena(mut f: impl FnMut(&mut Heap)) {
     for arena in &ARENAS[..ARENA_COUNT.load(Ordering::Relaxed)] {
@@ -221,7 +228,7 @@ extern "C" fn after_fork_in_child() {
 }
 
 /// Runs when the process exits (or the library is unloaded): the `BINMALLOC_STATS` report.
-#[cfg_attr(test, allow(dead_code))]
+#[cfg_attr(any(test, not(feature = "c-abi")), allow(dead_code))]
 extern "C" fn at_exit() {
     if STATE.load(Ordering::Acquire) != READY {
         return;
@@ -231,9 +238,10 @@ extern "C" fn at_exit() {
         StatsMode::Text => crate::stats::print_text(2),
         StatsMode::Json => crate::stats::print_json(2),
     }
+    crate::dump::dump_to_configured_path();
 }
 
-#[cfg(not(test))]
+#[cfg(all(feature = "c-abi", not(test)))]
 #[used]
 #[link_section = ".fini_array"]
 static AT_EXIT: extern "C" fn() = at_exit;

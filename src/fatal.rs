@@ -14,6 +14,7 @@ pub enum Misuse {
     NotBlockStart,
     CorruptedHeader,
     CorruptedNeighbour,
+    WrongHeap,
 }
 
 impl Misuse {
@@ -25,6 +26,7 @@ impl Misuse {
             Misuse::NotBlockStart => "invalid pointer (not the start of a block)",
             Misuse::CorruptedHeader => "corrupted block header (buffer overflow?)",
             Misuse::CorruptedNeighbour => "corrupted block header of a neighbouring block (buffer overflow?)",
+            Misuse::WrongHeap => "pointer does not belong to this heap",
         }
     }
 }

@@ -49,6 +49,8 @@ pub struct Heap {
     /// The arena whose lock guards this heap; regions point back to it.
     pub(crate) owner: *const Arena,
     pub(crate) fit: Fit,
+    /// Smallest region this heap maps (0: the growth policy alone decides).
+    pub(crate) min_region_size: usize,
     pub(crate) counters: HeapCounters,
 }
 
@@ -59,6 +61,7 @@ impl Heap {
             regions: null_mut(),
             owner: core::ptr::null(),
             fit,
+            min_region_size: 0,
             counters: HeapCounters {
                 allocs: 0,
                 frees: 0,
@@ -78,6 +81,10 @@ impl Heap {
 
     pub fn set_fit(&mut self, fit: Fit) {
         self.fit = fit;
+    }
+
+    pub fn set_min_region_size(&mut self, bytes: usize) {
+        self.min_region_size = bytes;
     }
 
     /// Allocates a block of `need` bytes (a value of `block_size_for`) and returns its payload,
@@ -233,7 +240,8 @@ impl Heap {
     #[cold]
     fn grow(&mut self, need: usize) -> Option<*mut u8> {
         let wanted = os::align_up(self.counters.region_bytes / 4, REGION_ALIGN)?
-            .clamp(REGION_MIN_SIZE, REGION_MAX_GROWTH_SIZE);
+            .clamp(REGION_MIN_SIZE, REGION_MAX_GROWTH_SIZE)
+            .max(os::align_up(self.min_region_size, REGION_ALIGN)?);
         let region = Region::create(self.owner, need, wanted)?;
         // SAFETY: the region is fresh and ours; linking it is a list splice under the lock.
         unsafe {
@@ -352,16 +360,19 @@ impl Heap {
 
     /// The number of free blocks on the bins and their total size.
     pub fn free_census(&self) -> (usize, usize) {
+        (0..crate::size_class::BIN_COUNT).map(|bin| self.bin_census(bin)).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+    }
+
+    /// The number of free blocks on one bin and their total size.
+    pub fn bin_census(&self, bin: usize) -> (usize, usize) {
         let (mut count, mut bytes) = (0, 0);
-        for bin in 0..crate::size_class::BIN_COUNT {
-            let mut block = self.bins.head(bin);
-            while !block.is_null() {
-                // SAFETY: listed blocks are free blocks of this heap.
-                bytes += unsafe { read_header(block) }.size();
-                count += 1;
-                // SAFETY: as above.
-                block = unsafe { Bins::next_on_list(block) };
-            }
+        let mut block = self.bins.head(bin);
+        while !block.is_null() {
+            // SAFETY: listed blocks are free blocks of this heap.
+            bytes += unsafe { read_header(block) }.size();
+            count += 1;
+            // SAFETY: as above.
+            block = unsafe { Bins::next_on_list(block) };
         }
         (count, bytes)
     }
@@ -381,9 +392,10 @@ impl Heap {
         }
         crate::stats::note_in_use_shrank(self.counters.in_use_bytes);
         let kept = self.counters;
-        let owner = self.owner;
+        let (owner, min_region_size) = (self.owner, self.min_region_size);
         *self = Heap::new(self.fit);
         self.owner = owner;
+        self.min_region_size = min_region_size;
         self.counters.allocs = kept.allocs;
         self.counters.frees = kept.frees;
         self.counters.regions_mapped = kept.regions_mapped;

@@ -205,6 +205,15 @@ pub fn resize(ptr: *mut u8, size: usize) -> Resized {
     })
 }
 
+/// Calls `f(pointer, length)` for every live big block, with the table locked.
+pub fn for_each(mut f: impl FnMut(usize, usize)) {
+    with_table(|t| {
+        for e in t.entries().iter().filter(|e| e.ptr > TOMBSTONE) {
+            f(e.ptr, e.len);
+        }
+    })
+}
+
 /// Live big blocks and their total bytes (for statistics and the checker).
 pub fn census() -> (usize, usize) {
     with_table(|t| {

@@ -10,12 +10,13 @@
 //! - [`heap`]: one lock-free-of-its-own heap: allocation, free, coalescing, in-place resize.
 //! - [`arena`]: heaps behind locks, the per-thread choice of arena, start-up and fork.
 //! - [`thread_cache`]: the per-thread fast path of small blocks, taking no lock.
+//! - [`user_heap`]: first-class heaps a program creates and destroys as a whole.
 //! - [`large`]: requests above the big-allocation cutoff, straight to mmap.
 //! - [`lock`]: a futex lock that never allocates.
-//! - [`config`], [`stats`], [`fatal`], [`check`], [`fmt`]: options, counters, dying, the heap
-//!   checker and allocation-free formatting.
+//! - [`config`], [`stats`], [`fatal`], [`check`], [`fmt`], [`dump`]: options, counters, dying,
+//!   the heap checker, allocation-free formatting and the JSON heap dump.
 
-#[cfg(not(test))]
+#[cfg(all(feature = "c-abi", not(test)))]
 pub mod abi;
 pub mod alloc;
 pub mod arena;
@@ -23,6 +24,7 @@ pub mod bins;
 pub mod block;
 pub mod check;
 pub mod config;
+pub mod dump;
 pub mod fatal;
 pub mod fmt;
 pub mod heap;
@@ -35,6 +37,7 @@ pub mod region_map;
 pub mod size_class;
 pub mod stats;
 pub mod thread_cache;
+pub mod user_heap;
 
 #[cfg(test)]
 mod tests;
