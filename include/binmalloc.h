@@ -198,4 +198,10 @@ void binmalloc_heap_destroy(struct binmalloc_heap *heap);
  */
 size_t binmalloc_heap_check(struct binmalloc_heap *heap);
 
+/*
+ Test hook: makes the `n`-th request for memory from the OS from now on fail once, as if the
+ system were out of memory (0 disarms). Returns how many requests were failed so far.
+ */
+uint64_t binmalloc_inject_mmap_failure(uint64_t n);
+
 #endif  /* BINMALLOC_H */

@@ -175,7 +175,7 @@ pub extern "C" fn mallopt(param: c_int, value: c_int) -> c_int {
     const M_MMAP_THRESHOLD: c_int = -3;
     match param {
         M_MMAP_THRESHOLD if value >= 0 && value as usize <= crate::config::MAX_MMAP_THRESHOLD => {
-            crate::config::MMAP_THRESHOLD.store(value as usize, core::sync::atomic::Ordering::Relaxed);
+            crate::config::fix_mmap_threshold(value as usize);
             1
         }
         M_TRIM_THRESHOLD => 1,
@@ -491,4 +491,13 @@ pub unsafe extern "C" fn binmalloc_heap_destroy(heap: *mut UserHeap) {
 pub unsafe extern "C" fn binmalloc_heap_check(heap: *mut UserHeap) -> usize {
     // SAFETY: guaranteed by the caller.
     unsafe { &*heap }.check()
+}
+
+/// Test hook: makes the `n`-th request for memory from the OS from now on fail once, as if the
+/// system were out of memory (0 disarms). Returns how many requests were failed so far.
+#[no_mangle]
+pub extern "C" fn binmalloc_inject_mmap_failure(n: u64) -> u64 {
+    crate::arena::ensure_init();
+    crate::os::fail_nth_mapping(n);
+    crate::os::injected_faults()
 }

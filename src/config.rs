@@ -4,7 +4,7 @@
 use core::cell::UnsafeCell;
 use core::ffi::{c_char, CStr};
 use core::fmt::Write;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::bins::Fit;
 use crate::fmt::StackBuf;
@@ -62,8 +62,29 @@ struct ConfigCell(UnsafeCell<Config>);
 unsafe impl Sync for ConfigCell {}
 
 static CONFIG: ConfigCell = ConfigCell(UnsafeCell::new(Config::defaults()));
-/// The big-allocation cutoff; separate because `mallopt(M_MMAP_THRESHOLD)` changes it at run time.
+/// The big-allocation cutoff; separate because `mallopt(M_MMAP_THRESHOLD)` and the dynamic
+/// rule below change it at run time.
 pub static MMAP_THRESHOLD: AtomicUsize = AtomicUsize::new(DEFAULT_MMAP_THRESHOLD);
+/// Set once the user chose the cutoff (environment or `mallopt`): it then stays where they put it.
+static THRESHOLD_FIXED: AtomicBool = AtomicBool::new(false);
+/// The dynamic cutoff never rises above this (glibc's `DEFAULT_MMAP_THRESHOLD_MAX` on 64-bit).
+pub const DYNAMIC_MMAP_THRESHOLD_MAX: usize = 32 << 20;
+
+/// Sets the cutoff on the user's behalf and stops the dynamic rule.
+pub fn fix_mmap_threshold(bytes: usize) {
+    MMAP_THRESHOLD.store(bytes, Ordering::Relaxed);
+    THRESHOLD_FIXED.store(true, Ordering::Relaxed);
+}
+
+/// The dynamic rule (as in glibc): when a big block of `bytes` is freed, later requests of that
+/// size are served from regions instead, where freed memory is reused without new page faults.
+/// A program that keeps allocating and freeing buffers of a few MiB otherwise pays mmap, page
+/// faults and munmap on every one.
+pub fn note_big_block_freed(bytes: usize) {
+    if bytes > mmap_threshold() && bytes <= DYNAMIC_MMAP_THRESHOLD_MAX && !THRESHOLD_FIXED.load(Ordering::Relaxed) {
+        MMAP_THRESHOLD.fetch_max(bytes, Ordering::Relaxed);
+    }
+}
 
 /// The configuration read at start-up.
 #[inline(always)]
@@ -121,7 +142,7 @@ fn apply(config: &mut Config, name: &[u8], value: &[u8]) {
             _ => warn(name, value, DEFAULT_FIT.name()),
         },
         b"MMAP_THRESHOLD" => match parse_size(value) {
-            Some(n) if n <= MAX_MMAP_THRESHOLD => MMAP_THRESHOLD.store(n, Ordering::Relaxed),
+            Some(n) if n <= MAX_MMAP_THRESHOLD => fix_mmap_threshold(n),
             _ => warn(name, value, "1M"),
         },
         b"ARENAS" => match parse_size(value) {
@@ -146,6 +167,10 @@ fn apply(config: &mut Config, name: &[u8], value: &[u8]) {
         },
         b"CHECK" => match parse_size(value) {
             Some(n) => config.check_every = n as u64,
+            None => warn(name, value, "0"),
+        },
+        b"FAULT_MMAP" => match parse_size(value) {
+            Some(n) => crate::os::fail_nth_mapping(n as u64),
             None => warn(name, value, "0"),
         },
         b"DUMP" => {
@@ -223,9 +248,10 @@ pub fn print(fd: i32) {
     let dump_len = c.dump_path.iter().position(|&b| b == 0).unwrap_or(0);
     let _ = writeln!(
         out,
-        "binmalloc: config: fit={} mmap_threshold={} arenas={} tcache={} stats={} check_every={} dump={}",
+        "binmalloc: config: fit={} mmap_threshold={}{} arenas={} tcache={} stats={} check_every={} dump={}",
         c.fit.name(),
         mmap_threshold(),
+        if THRESHOLD_FIXED.load(Ordering::Relaxed) { "" } else { " (dynamic)" },
         c.arenas,
         c.thread_cache as u8,
         match c.stats {

@@ -161,6 +161,7 @@ pub fn free(ptr: *mut u8) -> bool {
     // SAFETY: the table said `ptr` starts a live mapping of `len` bytes, now forgotten.
     unsafe { os::unmap(ptr, len) };
     crate::stats::note_big_unmapped(len);
+    crate::config::note_big_block_freed(len);
     true
 }
 

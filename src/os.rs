@@ -2,7 +2,9 @@
 //! only mean a bug in binmalloc (munmap of a range we mapped) is fatal.
 
 use core::ffi::c_void;
+use core::cell::Cell;
 use core::ptr::{null_mut, NonNull};
+use core::sync::atomic::{AtomicU64, Ordering};
 use rustix::mm::{self, Advice, MapFlags, MremapFlags, ProtFlags};
 
 /// The granularity of every mapping. x86-64 and aarch64 Linux both use 4 KiB base pages for
@@ -18,9 +20,52 @@ pub const fn align_up(n: usize, align: usize) -> Option<usize> {
     }
 }
 
+thread_local! {
+    /// Fault injection for tests, per thread so that other threads' mappings neither trigger nor
+    /// consume it: when non-zero, this thread's mapping request with this number (1 = the next
+    /// one) fails once, as if the kernel were out of memory.
+    static FAIL_MAPPING_AT: Cell<u64> = const { Cell::new(0) };
+    static MAPPING_CALLS: Cell<u64> = const { Cell::new(0) };
+}
+static INJECTED_FAULTS: AtomicU64 = AtomicU64::new(0);
+
+/// Makes the calling thread's `n`-th mapping request from now fail once (0 disarms). Used by the
+/// fault-injection tests through `binmalloc_inject_mmap_failure` and `BINMALLOC_FAULT_MMAP=N`.
+pub fn fail_nth_mapping(n: u64) {
+    MAPPING_CALLS.with(|c| c.set(0));
+    FAIL_MAPPING_AT.with(|t| t.set(n));
+}
+
+/// How many mapping requests were failed on purpose so far, in all threads.
+pub fn injected_faults() -> u64 {
+    INJECTED_FAULTS.load(Ordering::Relaxed)
+}
+
+/// Whether this mapping request is the one chosen to fail.
+#[inline(always)]
+fn injected_failure() -> bool {
+    let target = FAIL_MAPPING_AT.with(Cell::get);
+    if target == 0 {
+        return false;
+    }
+    let call = MAPPING_CALLS.with(|c| {
+        c.set(c.get() + 1);
+        c.get()
+    });
+    if call != target {
+        return false;
+    }
+    FAIL_MAPPING_AT.with(|t| t.set(0));
+    INJECTED_FAULTS.fetch_add(1, Ordering::Relaxed);
+    true
+}
+
 /// Maps `len` bytes (a multiple of [`PAGE_SIZE`]) of zeroed, private, read-write memory.
 pub fn map(len: usize) -> Option<NonNull<u8>> {
     debug_assert!(len % PAGE_SIZE == 0 && len > 0);
+    if injected_failure() {
+        return None;
+    }
     // SAFETY: a fresh anonymous mapping at an address of the kernel's choosing aliases nothing.
     let p = unsafe {
         mm::mmap_anonymous(null_mut(), len, ProtFlags::READ | ProtFlags::WRITE, MapFlags::PRIVATE)
@@ -71,6 +116,9 @@ pub unsafe fn unmap(ptr: *mut u8, len: usize) {
 /// `[ptr, ptr + old_len)` must be a whole mapping that binmalloc made; on success the old range
 /// must no longer be used.
 pub unsafe fn remap(ptr: *mut u8, old_len: usize, new_len: usize) -> Option<NonNull<u8>> {
+    if injected_failure() {
+        return None;
+    }
     // SAFETY: guaranteed by the caller.
     let p = unsafe { mm::mremap(ptr.cast(), old_len, new_len, MremapFlags::MAYMOVE) };
     p.ok().and_then(|p| NonNull::new(p.cast()))

@@ -2,6 +2,7 @@
 //! symbols, which are compiled out of the test build so the harness itself runs on glibc).
 
 mod checker;
+mod faults;
 mod heap_model;
 mod heap_cases;
 mod large_blocks;
