@@ -18,6 +18,8 @@ pub const MAX_MMAP_THRESHOLD: usize = 1 << 30;
 pub const MAX_ARENAS: usize = 64;
 /// Default fit policy inside a bin. Chosen by measurement (see README).
 pub const DEFAULT_FIT: Fit = Fit::Best;
+/// Default delay before free pages are returned to the OS.
+pub const DEFAULT_PURGE_DELAY_MS: u64 = 200;
 /// Longest path accepted for `BINMALLOC_DUMP`.
 pub const MAX_PATH: usize = 256;
 
@@ -36,6 +38,9 @@ pub struct Config {
     pub verbose: bool,
     /// Whether threads keep a cache of small free blocks (the lock-free fast path).
     pub thread_cache: bool,
+    /// Free pages inside large free blocks go back to the OS this many milliseconds after the
+    /// heap last formed one (at the heap's next operation).
+    pub purge_delay_ms: u64,
     /// Verify the whole heap every this many allocation calls (0: never).
     pub check_every: u64,
     /// Where to write a JSON heap dump at exit (NUL-terminated; empty: nowhere).
@@ -50,6 +55,7 @@ impl Config {
             stats: StatsMode::Off,
             verbose: false,
             thread_cache: true,
+            purge_delay_ms: DEFAULT_PURGE_DELAY_MS,
             check_every: 0,
             dump_path: [0; MAX_PATH],
         }
@@ -165,6 +171,10 @@ fn apply(config: &mut Config, name: &[u8], value: &[u8]) {
             b"0" => config.thread_cache = false,
             _ => warn(name, value, "1"),
         },
+        b"PURGE_DELAY" => match parse_size(value) {
+            Some(n) => config.purge_delay_ms = n as u64,
+            None => warn(name, value, "200"),
+        },
         b"CHECK" => match parse_size(value) {
             Some(n) => config.check_every = n as u64,
             None => warn(name, value, "0"),
@@ -248,12 +258,13 @@ pub fn print(fd: i32) {
     let dump_len = c.dump_path.iter().position(|&b| b == 0).unwrap_or(0);
     let _ = writeln!(
         out,
-        "binmalloc: config: fit={} mmap_threshold={}{} arenas={} tcache={} stats={} check_every={} dump={}",
+        "binmalloc: config: fit={} mmap_threshold={}{} arenas={} tcache={} purge_delay_ms={} stats={} check_every={} dump={}",
         c.fit.name(),
         mmap_threshold(),
         if THRESHOLD_FIXED.load(Ordering::Relaxed) { "" } else { " (dynamic)" },
         c.arenas,
         c.thread_cache as u8,
+        c.purge_delay_ms,
         match c.stats {
             StatsMode::Off => "0",
             StatsMode::Text => "1",

@@ -51,6 +51,8 @@ pub struct Heap {
     pub(crate) fit: Fit,
     /// Smallest region this heap maps (0: the growth policy alone decides).
     pub(crate) min_region_size: usize,
+    /// When (monotonic ms) to release the pages of large free blocks; 0 when nothing waits.
+    pub(crate) purge_at_ms: u64,
     pub(crate) counters: HeapCounters,
 }
 
@@ -62,6 +64,7 @@ impl Heap {
             owner: core::ptr::null(),
             fit,
             min_region_size: 0,
+            purge_at_ms: 0,
             counters: HeapCounters {
                 allocs: 0,
                 frees: 0,
@@ -91,6 +94,7 @@ impl Heap {
     /// mapping a new region if no free block fits; null when the OS has no memory.
     #[inline]
     pub fn alloc(&mut self, need: usize) -> *mut u8 {
+        self.purge_if_due();
         // SAFETY: the bins invariant holds between calls, under the arena lock.
         let block = match unsafe { self.bins.take(need, self.fit) } {
             Some(block) => block,
@@ -172,6 +176,7 @@ impl Heap {
         }
         self.counters.frees += 1;
         self.note_in_use_shrank(header.size());
+        self.purge_if_due();
         // SAFETY: the block is in use and ours.
         unsafe { self.release(block, header.size(), header.prev_in_use(), call) };
     }
@@ -214,6 +219,9 @@ impl Heap {
             }
             write_header(start, merged, false, true);
             write_footer(start, merged);
+            if merged >= crate::purge::PURGE_MIN_BLOCK && self.purge_at_ms == 0 {
+                self.purge_at_ms = os::monotonic_ms() + crate::config::get().purge_delay_ms;
+            }
             if merged >= MIN_REGION_SPAN {
                 if let Some(region) = self.region_if_whole(start, merged) {
                     if self.counters.empty_regions >= EMPTY_REGIONS_KEPT {
@@ -224,6 +232,22 @@ impl Heap {
                 }
             }
             self.bins.insert(start, merged);
+        }
+    }
+
+    /// Releases the pages inside large free blocks once the purge delay has passed.
+    #[inline(always)]
+    fn purge_if_due(&mut self) {
+        if self.purge_at_ms != 0 {
+            self.purge_if_due_slow();
+        }
+    }
+
+    #[cold]
+    fn purge_if_due_slow(&mut self) {
+        if os::monotonic_ms() >= self.purge_at_ms {
+            self.purge_at_ms = 0;
+            crate::purge::purge_large_free_blocks(self);
         }
     }
 

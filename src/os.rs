@@ -133,3 +133,10 @@ pub unsafe fn purge(ptr: *mut u8, len: usize) {
     // SAFETY: guaranteed by the caller.
     let _ = unsafe { mm::madvise(ptr.cast(), len, Advice::LinuxDontNeed) };
 }
+
+/// Milliseconds on a monotonic clock (the coarse clock: read from the vDSO without a system
+/// call, precise to a few milliseconds, which is all the purge delay needs).
+pub fn monotonic_ms() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    t.tv_sec as u64 * 1000 + t.tv_nsec as u64 / 1_000_000
+}

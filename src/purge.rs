@@ -2,10 +2,34 @@
 //! regions are unmapped, and the pages strictly inside large free blocks are released with
 //! `madvise(MADV_DONTNEED)` (the block's header, links and footer stay resident).
 
+use crate::bins::Bins;
 use crate::block::{read_header, MIN_BLOCK_SIZE};
 use crate::heap::Heap;
+use crate::size_class::{bin_for_size, BIN_COUNT};
 use crate::os::{self, PAGE_SIZE};
 use crate::region::Region;
+
+/// Free blocks at least this large have their inner pages released after the purge delay;
+/// smaller ones are likely to be reused soon and hold at most a page or two.
+pub const PURGE_MIN_BLOCK: usize = 64 << 10;
+
+/// Releases the pages inside every free block of at least [`PURGE_MIN_BLOCK`] bytes (the
+/// delayed purge: blocks stay listed and mapped, only their physical pages go).
+pub fn purge_large_free_blocks(heap: &mut Heap) -> usize {
+    let mut released = 0;
+    for bin in bin_for_size(PURGE_MIN_BLOCK)..BIN_COUNT {
+        let mut block = heap.bins.head(bin);
+        while !block.is_null() {
+            // SAFETY: listed blocks are free blocks of this locked heap.
+            let size = unsafe { read_header(block) }.size();
+            released += release_pages_inside(block, size);
+            // SAFETY: as above.
+            block = unsafe { Bins::next_on_list(block) };
+        }
+    }
+    crate::stats::note_purged(released);
+    released
+}
 
 /// Releases what `heap` does not use; returns the bytes given back.
 pub fn purge_heap(heap: &mut Heap) -> usize {
@@ -40,6 +64,7 @@ pub fn purge_heap(heap: &mut Heap) -> usize {
         }
         region = next;
     }
+    crate::stats::note_purged(released);
     released
 }
 

@@ -14,6 +14,12 @@ static REGIONS_MAPPED: AtomicU64 = AtomicU64::new(0);
 static REGIONS_RETURNED: AtomicU64 = AtomicU64::new(0);
 static BIG_MAPPINGS: AtomicU64 = AtomicU64::new(0);
 static BIG_UNMAPPINGS: AtomicU64 = AtomicU64::new(0);
+static PURGED_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// Counts bytes of free pages given back to the OS while staying mapped.
+pub fn note_purged(bytes: usize) {
+    PURGED_BYTES.fetch_add(bytes as u64, Relaxed);
+}
 
 fn raise_peak(peak: &AtomicUsize, now: usize) {
     if now > peak.load(Relaxed) {
@@ -84,6 +90,7 @@ pub struct Summary {
     pub regions_returned: u64,
     pub big_mappings: u64,
     pub big_unmappings: u64,
+    pub purged_bytes: u64,
     pub arenas: usize,
 }
 
@@ -98,6 +105,7 @@ pub fn summary() -> Summary {
         regions_returned: REGIONS_RETURNED.load(Relaxed),
         big_mappings: BIG_MAPPINGS.load(Relaxed),
         big_unmappings: BIG_UNMAPPINGS.load(Relaxed),
+        purged_bytes: PURGED_BYTES.load(Relaxed),
         ..Summary::default()
     };
     crate::thread_cache::publish_this_thread();
@@ -114,11 +122,12 @@ pub fn print_text(fd: i32) {
     let mut out = StackBuf::<1024>::new();
     let _ = writeln!(
         out,
-        "binmalloc: OS memory: {} mapped now, {} at peak; {} regions mapped, {} returned to the OS",
+        "binmalloc: OS memory: {} mapped now, {} at peak; {} regions mapped, {} returned to the OS; {} of free pages released",
         Bytes(s.mapped_bytes),
         Bytes(s.peak_mapped_bytes),
         s.regions_mapped,
-        s.regions_returned
+        s.regions_returned,
+        Bytes(s.purged_bytes as usize)
     );
     let _ = writeln!(
         out,
@@ -142,7 +151,7 @@ pub fn print_json(fd: i32) {
         out,
         "{{\"mapped_bytes\":{},\"peak_mapped_bytes\":{},\"in_use_bytes\":{},\"peak_in_use_bytes\":{},\
          \"allocations\":{},\"frees\":{},\"regions_mapped\":{},\"regions_returned\":{},\
-         \"big_mappings\":{},\"big_unmappings\":{},\"arenas\":{}}}",
+         \"big_mappings\":{},\"big_unmappings\":{},\"purged_bytes\":{},\"arenas\":{}}}",
         s.mapped_bytes,
         s.peak_mapped_bytes,
         s.in_use_bytes,
@@ -153,6 +162,7 @@ pub fn print_json(fd: i32) {
         s.regions_returned,
         s.big_mappings,
         s.big_unmappings,
+        s.purged_bytes,
         s.arenas
     );
     out.flush_to(fd);

@@ -143,3 +143,35 @@ fn region_span_matches_the_one_free_block_of_a_new_region() {
     assert!(unsafe { Region::contains(region, p as usize) });
     free(&arena, p);
 }
+
+/// Pages of `[p, p + len)` that are resident, by `mincore`.
+fn resident_pages(p: *mut u8, len: usize) -> usize {
+    let start = (p as usize + 4095) & !4095;
+    let end = (p as usize + len) & !4095;
+    let pages = (end - start) / 4096;
+    let mut vec = vec![0u8; pages];
+    // SAFETY: the range is mapped (inside a region) and `vec` has one byte per page.
+    let rc = unsafe { libc::mincore(start as *mut libc::c_void, end - start, vec.as_mut_ptr()) };
+    assert_eq!(rc, 0);
+    vec.iter().filter(|&&b| b & 1 != 0).count()
+}
+
+#[test]
+fn large_free_blocks_lose_their_pages_after_the_purge_delay() {
+    let arena = test_arena(Fit::Best);
+    let keep = alloc(&arena, 64);
+    let big = alloc(&arena, 600_000);
+    let _fence = alloc(&arena, 64);
+    // SAFETY: `big` has 600000 usable bytes.
+    unsafe { big.write_bytes(1, 600_000) };
+    assert!(resident_pages(big, 600_000) > 140);
+    free(&arena, big);
+    // Within the delay, the pages stay (a quick reuse costs no page faults).
+    assert!(resident_pages(big, 600_000) > 140);
+    std::thread::sleep(std::time::Duration::from_millis(crate::config::DEFAULT_PURGE_DELAY_MS + 100));
+    // The next operation on the heap releases them.
+    free(&arena, keep);
+    let resident = resident_pages(big, 600_000);
+    assert!(resident <= 2, "{resident} pages still resident after the purge delay");
+    assert_sound(&arena, "after the delayed purge");
+}
