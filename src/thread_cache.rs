@@ -119,6 +119,7 @@ fn this_thread_cache() -> *mut ThreadCache {
 core::arch::global_asm!(
     ".section .tbss,\"awT\",@nobits",
     ".p2align 6",
+    ".globl binmalloc_thread_cache",
     ".hidden binmalloc_thread_cache",
     ".type binmalloc_thread_cache,@object",
     "binmalloc_thread_cache:",
