@@ -97,6 +97,10 @@ struct binmalloc_heap_config {
   size_t mmap_threshold;
 };
 
+#ifdef __cplusplus
+extern "C" {
+#endif // __cplusplus
+
 /*
  Returns 1 if `ptr` is a live block that binmalloc handed out, else 0. Never aborts.
  */
@@ -203,5 +207,9 @@ size_t binmalloc_heap_check(struct binmalloc_heap *heap);
  system were out of memory (0 disarms). Returns how many requests were failed so far.
  */
 uint64_t binmalloc_inject_mmap_failure(uint64_t n);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif  // __cplusplus
 
 #endif  /* BINMALLOC_H */

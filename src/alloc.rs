@@ -96,26 +96,68 @@ fn locate(p: *mut u8, call: &'static str) -> Located {
     Located::Small(region, block, header)
 }
 
-/// A header that fails its tag is either not a block start or a damaged block: walk the region
-/// from its first block to tell which.
-#[cold]
-fn diagnose_bad_header(region: *mut Region, block: *mut u8, p: *mut u8, call: &'static str) -> ! {
-    // SAFETY: `region` is live; the walk reads only headers inside it and stops at the first
-    // invalid one. The owning arena is locked so that nobody rewrites them meanwhile.
+/// What a walk from a region's first block finds at an address.
+enum Found {
+    /// The address is the start of this block (header valid).
+    BlockStart(Header),
+    /// The address lies inside a block that is free (memory already freed).
+    InsideFree,
+    /// The address lies inside an in-use block, or in the region's header or sentinel.
+    Inside,
+    /// A damaged header stops the walk before the address.
+    DamagedBefore,
+}
+
+/// Walks `region` block by block up to `block`, with the owning arena locked so that nobody
+/// rewrites headers meanwhile. Slow (linear in the region): only for diagnoses and `owns`.
+fn walk_to(region: *mut Region, block: *mut u8) -> Found {
+    // SAFETY: `region` is live; the walk reads only headers inside it, each validated before
+    // its size is trusted.
     let arena = unsafe { &*(*region).arena };
     let _guard = arena.lock();
     let mut at = Region::first_block(region);
     // SAFETY: as above.
     let end = unsafe { Region::sentinel(region) };
-    while at < block && at < end {
+    while at < end {
         // SAFETY: `at` is a block start reached by walking valid headers.
         let h = unsafe { read_header(at) };
         if !h.is_valid_at(at) || h.size() == 0 {
-            break;
+            return Found::DamagedBefore;
         }
-        at = at.wrapping_add(h.size());
+        if at == block {
+            return Found::BlockStart(h);
+        }
+        let next = at.wrapping_add(h.size());
+        if block < next {
+            return if h.in_use() { Found::Inside } else { Found::InsideFree };
+        }
+        at = next;
     }
-    let misuse = if at == block { Misuse::CorruptedHeader } else { Misuse::NotBlockStart };
+    Found::Inside
+}
+
+/// A header that fails its tag is either not a block start, freed memory (a block absorbed
+/// into a free neighbour), or a damaged block: walk the region to tell which.
+#[cold]
+fn diagnose_bad_header(region: *mut Region, block: *mut u8, p: *mut u8, call: &'static str) -> ! {
+    let misuse = match walk_to(region, block) {
+        Found::BlockStart(_) | Found::DamagedBefore => Misuse::CorruptedHeader,
+        Found::InsideFree => freed_misuse(call),
+        Found::Inside => Misuse::NotBlockStart,
+    };
+    fatal::misuse(call, p, misuse)
+}
+
+/// A neighbour of `p`'s block failed its checks while freeing: either the neighbour was
+/// overwritten, or `p` itself is stale (freed and absorbed into a neighbour).
+#[cold]
+pub fn diagnose_bad_neighbour(p: *mut u8, call: &'static str) -> ! {
+    let region = region_map::lookup(p as usize);
+    let misuse = match walk_to(region, block_of(p)) {
+        Found::InsideFree => freed_misuse(call),
+        Found::Inside => Misuse::NotBlockStart,
+        Found::BlockStart(_) | Found::DamagedBefore => Misuse::CorruptedNeighbour,
+    };
     fatal::misuse(call, p, misuse)
 }
 
@@ -147,9 +189,19 @@ pub fn deallocate(p: *mut u8, call: &'static str) {
         Located::Elsewhere => {
             thread_cache::count_free();
             if !large::free(p) {
-                fatal::misuse(call, p, Misuse::NotOurs);
+                fatal::misuse(call, p, not_ours(p));
             }
         }
+    }
+}
+
+/// A pointer in no region and at no big block's start: inside a big block, or not ours at all.
+#[cold]
+fn not_ours(p: *mut u8) -> Misuse {
+    if large::contains(p) {
+        Misuse::NotBlockStart
+    } else {
+        Misuse::NotOurs
     }
 }
 
@@ -200,11 +252,11 @@ pub fn reallocate(p: *mut u8, size: usize) -> *mut u8 {
                 match large::resize(p, size) {
                     large::Resized::Done(moved) => return moved,
                     large::Resized::OutOfMemory => return null_mut(),
-                    large::Resized::NotBig => fatal::misuse("realloc", p, Misuse::NotOurs),
+                    large::Resized::NotBig => fatal::misuse("realloc", p, not_ours(p)),
                 }
             }
             let Some(old_capacity) = large::usable_size(p) else {
-                fatal::misuse("realloc", p, Misuse::NotOurs);
+                fatal::misuse("realloc", p, not_ours(p));
             };
             move_block(p, old_capacity, size)
         }
@@ -229,26 +281,26 @@ pub fn usable_size(p: *mut u8) -> usize {
         Located::Small(_, _, header) => payload_capacity(header.size()),
         Located::Elsewhere => match large::usable_size(p) {
             Some(n) => n,
-            None => fatal::misuse("malloc_usable_size", p, Misuse::NotOurs),
+            None => fatal::misuse("malloc_usable_size", p, not_ours(p)),
         },
     }
 }
 
-/// Whether `p` is a live block binmalloc handed out. Never aborts.
+/// Whether `p` is a live block binmalloc handed out (not freed, not sitting in this thread's
+/// cache). Never aborts. Linear in the size of `p`'s region: a diagnostic, not a fast path.
 pub fn owns(p: *const u8) -> bool {
     let p = p as *mut u8;
     let region = region_map::lookup(p as usize);
     if region.is_null() {
         return large::usable_size(p).is_some();
     }
-    let block = block_of(p);
-    // SAFETY: `region` is live.
-    if p as usize % ALIGNMENT != 0 || !unsafe { Region::contains(region, block as usize) } {
+    if p as usize % ALIGNMENT != 0 {
         return false;
     }
-    // SAFETY: `block` is 8-aligned inside the region.
-    let h = unsafe { read_header(block) };
-    h.is_valid_at(block) && h.in_use()
+    match walk_to(region, block_of(p)) {
+        Found::BlockStart(h) => h.in_use() && !thread_cache::is_cached_by_this_thread(p, h.size()),
+        _ => false,
+    }
 }
 
 static CALLS_SINCE_CHECK: AtomicU64 = AtomicU64::new(0);

@@ -6,7 +6,7 @@
 
 use core::cell::{Cell, UnsafeCell};
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicU8, AtomicUsize, Ordering};
 
 use crate::bins::Fit;
 use crate::config::{self, StatsMode, MAX_ARENAS};
@@ -44,6 +44,14 @@ impl Arena {
     pub fn lock(&self) -> ArenaGuard<'_> {
         self.lock.lock();
         ArenaGuard { arena: self }
+    }
+
+    /// Releases the lock without a guard: only for a heap operation that ends in `abort()`.
+    ///
+    /// # Safety
+    /// The caller holds the lock and will not touch the heap again.
+    pub unsafe fn force_unlock(&self) {
+        self.lock.unlock();
     }
 
     #[inline(always)]
@@ -142,6 +150,15 @@ pub fn for_each_arena(mut f: impl FnMut(&mut Heap)) {
     }
 }
 
+/// Calls `f` on every arena whose lock is free right now.
+pub fn for_each_idle_arena(mut f: impl FnMut(&mut Heap)) {
+    for arena in &ARENAS[..ARENA_COUNT.load(Ordering::Relaxed)] {
+        if let Some(mut heap) = arena.try_lock() {
+            f(&mut heap);
+        }
+    }
+}
+
 /// Tries every arena's free blocks without mapping more memory (for when the OS refuses).
 pub fn alloc_from_any_arena(need: usize) -> *mut u8 {
     for arena in &ARENAS[..ARENA_COUNT.load(Ordering::Relaxed)] {
@@ -157,6 +174,8 @@ const UNINITIALISED: u8 = 0;
 const INITIALISING: u8 = 1;
 const READY: u8 = 2;
 static STATE: AtomicU8 = AtomicU8::new(UNINITIALISED);
+/// Where the exit report goes: a duplicate of stderr taken at start-up.
+static REPORT_FD: AtomicI32 = AtomicI32::new(2);
 
 /// Makes sure start-up has run; cheap once it has.
 #[inline(always)]
@@ -184,6 +203,14 @@ fn init_slow() {
         arena.bind();
     }
     ARENA_COUNT.store(config.arenas, Ordering::Relaxed);
+    if config.stats != StatsMode::Off {
+        // Programs such as coreutils close stderr in an exit handler, before the report runs.
+        // SAFETY: fcntl on fd 2 allocates nothing; a failure leaves the report on fd 2.
+        let fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 3) };
+        if fd >= 0 {
+            REPORT_FD.store(fd, Ordering::Relaxed);
+        }
+    }
     STATE.store(READY, Ordering::Release);
     // After READY: registering may itself allocate, which is now fine.
     crate::thread_cache::init(random.rotate_left(29) ^ 0x6a09_e667_f3bc_c908);
@@ -233,10 +260,11 @@ extern "C" fn at_exit() {
     if STATE.load(Ordering::Acquire) != READY {
         return;
     }
+    let fd = REPORT_FD.load(Ordering::Relaxed);
     match config::get().stats {
         StatsMode::Off => {}
-        StatsMode::Text => crate::stats::print_text(2),
-        StatsMode::Json => crate::stats::print_json(2),
+        StatsMode::Text => crate::stats::print_text(fd),
+        StatsMode::Json => crate::stats::print_json(fd),
     }
     crate::dump::dump_to_configured_path();
 }

@@ -117,6 +117,16 @@ pub unsafe fn write_header(block: *mut u8, size: usize, in_use: bool, prev_in_us
     header_cell(block).store(low | tag_for(block as usize, low), Ordering::Relaxed);
 }
 
+/// Overwrites the header of a block that was just merged into its neighbour, so the address
+/// no longer carries a valid tag.
+///
+/// # Safety
+/// `block` must lie inside a free block owned by the caller's locked heap.
+#[inline(always)]
+pub unsafe fn erase_header(block: *mut u8) {
+    header_cell(block).store(0, Ordering::Relaxed);
+}
+
 /// Rewrites only the `PREV_IN_USE` bit of the block at `block`, keeping its size and state.
 ///
 /// # Safety

@@ -10,7 +10,7 @@ use core::ptr::null_mut;
 use crate::arena::Arena;
 use crate::bins::{Bins, Fit};
 use crate::block::{
-    block_of, next_block, payload_of, read_header, read_prev_footer, set_prev_in_use,
+    block_of, erase_header, next_block, payload_of, read_header, read_prev_footer, set_prev_in_use,
     write_footer, write_header, MIN_BLOCK_SIZE,
 };
 use crate::fatal::{self, Misuse};
@@ -200,7 +200,7 @@ impl Heap {
                     || prev_header.in_use()
                     || prev_header.size() != prev_size
                 {
-                    fatal::misuse(call, payload_of(block), Misuse::CorruptedNeighbour);
+                    self.report_bad_neighbour(block, call);
                 }
                 self.bins.remove(prev, prev_size);
                 start = prev;
@@ -209,18 +209,25 @@ impl Heap {
             let next = next_block(block, size);
             let next_header = read_header(next);
             if !next_header.is_valid_at(next) {
-                fatal::misuse(call, payload_of(block), Misuse::CorruptedNeighbour);
+                self.report_bad_neighbour(block, call);
             }
             if next_header.in_use() {
                 write_header(next, next_header.size(), true, false);
             } else {
                 self.bins.remove(next, next_header.size());
                 merged += next_header.size();
+                // An absorbed header must not look like a block any more: a later free of
+                // that address is then diagnosed instead of trusted.
+                erase_header(next);
+            }
+            if start != block {
+                erase_header(block);
             }
             write_header(start, merged, false, true);
             write_footer(start, merged);
             if merged >= crate::purge::PURGE_MIN_BLOCK && self.purge_at_ms == 0 {
                 self.purge_at_ms = os::monotonic_ms() + crate::config::get().purge_delay_ms;
+                crate::purge::note_purge_pending();
             }
             if merged >= MIN_REGION_SPAN {
                 if let Some(region) = self.region_if_whole(start, merged) {
@@ -235,9 +242,19 @@ impl Heap {
         }
     }
 
+    /// A neighbour failed its checks: find out whether it was overwritten or `block` is stale.
+    /// The walk takes the arena lock, which the caller holds, so it is released first.
+    #[cold]
+    fn report_bad_neighbour(&mut self, block: *mut u8, call: &'static str) -> ! {
+        // SAFETY: we are inside a locked heap operation that will never resume: the process is
+        // about to abort, and the walk needs the lock to read headers consistently.
+        unsafe { (*self.owner).force_unlock() };
+        crate::alloc::diagnose_bad_neighbour(payload_of(block), call)
+    }
+
     /// Releases the pages inside large free blocks once the purge delay has passed.
     #[inline(always)]
-    fn purge_if_due(&mut self) {
+    pub(crate) fn purge_if_due(&mut self) {
         if self.purge_at_ms != 0 {
             self.purge_if_due_slow();
         }
@@ -324,7 +341,7 @@ impl Heap {
             let next = next_block(block, size);
             let next_header = read_header(next);
             if !next_header.is_valid_at(next) {
-                fatal::misuse("realloc", payload_of(block), Misuse::CorruptedNeighbour);
+                self.report_bad_neighbour(block, "realloc");
             }
             if next_header.in_use() || size + next_header.size() < need {
                 return false;

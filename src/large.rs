@@ -206,6 +206,13 @@ pub fn resize(ptr: *mut u8, size: usize) -> Resized {
     })
 }
 
+/// Whether `p` lies inside (not at the start of) a live big block. Scans the table: for
+/// diagnoses only.
+pub fn contains(p: *mut u8) -> bool {
+    let p = p as usize;
+    with_table(|t| t.entries().iter().any(|e| e.ptr > TOMBSTONE && p > e.ptr && p < e.ptr + e.len))
+}
+
 /// Calls `f(pointer, length)` for every live big block, with the table locked.
 pub fn for_each(mut f: impl FnMut(usize, usize)) {
     with_table(|t| {

@@ -2,12 +2,39 @@
 //! regions are unmapped, and the pages strictly inside large free blocks are released with
 //! `madvise(MADV_DONTNEED)` (the block's header, links and footer stay resident).
 
+use core::sync::atomic::{AtomicBool, Ordering};
+
 use crate::bins::Bins;
 use crate::block::{read_header, MIN_BLOCK_SIZE};
 use crate::heap::Heap;
 use crate::size_class::{bin_for_size, BIN_COUNT};
 use crate::os::{self, PAGE_SIZE};
 use crate::region::Region;
+
+/// Set when some heap waits to purge: threads that only use their caches then look at the
+/// clock now and then (see `thread_cache`), so memory is returned even if no heap is touched.
+static PURGE_PENDING: AtomicBool = AtomicBool::new(false);
+
+pub fn note_purge_pending() {
+    PURGE_PENDING.store(true, Ordering::Relaxed);
+}
+
+#[inline(always)]
+pub fn purge_pending() -> bool {
+    PURGE_PENDING.load(Ordering::Relaxed)
+}
+
+/// Runs every process arena's due purge (skipping arenas that are busy: they purge themselves).
+#[cold]
+pub fn purge_due_arenas() {
+    PURGE_PENDING.store(false, Ordering::Relaxed);
+    crate::arena::for_each_idle_arena(|heap| {
+        heap.purge_if_due();
+        if heap.purge_at_ms != 0 {
+            note_purge_pending();
+        }
+    });
+}
 
 /// Free blocks at least this large have their inner pages released after the purge delay;
 /// smaller ones are likely to be reused soon and hold at most a page or two.

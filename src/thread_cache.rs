@@ -266,8 +266,14 @@ fn push_active(c: &mut ThreadCache, p: *mut u8, class: usize, call: &'static str
     c.heads[class] = p;
     c.counts[class] += 1;
     c.pending_frees += 1;
+    if c.pending_frees % PURGE_CHECK_INTERVAL == 0 && crate::purge::purge_pending() {
+        crate::purge::purge_due_arenas();
+    }
     true
 }
+
+/// A thread that only uses its cache looks for due purges every this many frees.
+const PURGE_CHECK_INTERVAL: u64 = 64;
 
 /// Whether `p` carries the cache key and sits in this thread's cache (so freeing or reallocating
 /// it again is misuse). Blocks cached by other threads are not found.

@@ -1,0 +1,188 @@
+/*
+ * test_big.c - the big-allocation path and its cutoff.
+ *
+ * Blocks just below, at and above the cutoff (BINMALLOC_MMAP_THRESHOLD when
+ * set, otherwise every place the default may sit) are written and read back
+ * in full. Then three loops of 100 rounds each allocate 64 MiB, touch its
+ * pages, and free it:
+ *   1. one 64 MiB block: after free, VmRSS and VmSize are back near the start
+ *      (the block went straight back to the kernel with munmap);
+ *   2. 64 MiB of blocks just above the cutoff: after free, VmRSS is back
+ *      near the start;
+ *   3. 64 MiB of blocks just below the cutoff (heap blocks): RSS does not
+ *      grow from round to round.
+ * Run it with the default cutoff and with BINMALLOC_MMAP_THRESHOLD=131072.
+ */
+#include "common.h"
+
+#include <malloc.h>
+
+#define KiB ((size_t)1024)
+#define MiB (1024 * KiB)
+#define ROUNDS 100
+#define SLACK_KB (8L * 1024) /* "near the start": within 8 MiB */
+
+static size_t page;
+
+/* Write one byte per page (every page in the first and last rounds, every
+ * 16th page in between to keep the run short) and the last byte. */
+static int full_touch = 1;
+static void touch_pages(unsigned char *p, size_t n, unsigned char v)
+{
+    size_t step = full_touch ? page : 16 * page;
+    for (size_t i = 0; i < n; i += step)
+        p[i] = v;
+    if (n)
+        p[n - 1] = v;
+}
+
+static void check_full(size_t n)
+{
+    unsigned char *p = malloc(n);
+    CHECK(p != NULL && bm_is_aligned(p, 16), "malloc(%zu) = %p", n, (void *)p);
+    CHECK(bm_owns(p) == 1, "malloc(%zu) block not owned", n);
+    size_t us = malloc_usable_size(p);
+    CHECK(us >= n, "malloc(%zu): usable %zu", n, us);
+    uint64_t key = bm_pattern_key(p, us, 11);
+    bm_fill(p, us, key);
+    CHECK(bm_verify(p, us, key) == (size_t)-1, "malloc(%zu): usable area did not read back", n);
+    /* a neighbour allocated while p is live must not overlap it */
+    unsigned char *q = malloc(n);
+    CHECK(q != NULL, "second malloc(%zu)", n);
+    CHECK((uintptr_t)q + n <= (uintptr_t)p || (uintptr_t)p + us <= (uintptr_t)q,
+          "blocks %p and %p of size %zu overlap", (void *)p, (void *)q, n);
+    memset(q, 0x5A, n);
+    CHECK(bm_verify(p, us, key) == (size_t)-1, "writing block %p clobbered %p", (void *)q, (void *)p);
+    /* realloc across the cutoff both ways keeps content */
+    unsigned char *r = realloc(q, n * 2);
+    CHECK(r != NULL && r[0] == 0x5A && r[n - 1] == 0x5A, "realloc(%zu -> %zu)", n, n * 2);
+    q = realloc(r, n / 2 + 1);
+    CHECK(q != NULL && q[0] == 0x5A && q[n / 2] == 0x5A, "realloc(%zu -> %zu)", n * 2, n / 2 + 1);
+    free(q);
+    free(p);
+    CHECK(bm_owns(p) == 0, "freed block still owned");
+}
+
+static void around(size_t cut)
+{
+    static const long d[] = {-4096, -64, -17, -16, -1, 0, 1, 16, 17, 64, 4096};
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++)
+        check_full(cut + (size_t)d[i]);
+}
+
+int main(void)
+{
+    page = (size_t)sysconf(_SC_PAGESIZE);
+    bm_require_served();
+    const char *env = getenv("BINMALLOC_MMAP_THRESHOLD");
+    size_t cut = env && *env ? strtoul(env, NULL, 10) : 0;
+    printf("test_big: BINMALLOC_MMAP_THRESHOLD=%s\n", cut ? env : "(default)");
+
+    if (cut) {
+        around(cut);
+    } else {
+        around(256 * KiB);
+        around(512 * KiB);
+        around(1 * MiB);
+    }
+    around(2 * MiB);
+    check_heap();
+
+    /* above: surely served by the big path; below: surely a heap block */
+    size_t above = cut ? cut + 1 : 2 * MiB + 1;
+    size_t below = cut ? cut - 4096 : 128 * KiB - 4096;
+
+    long rss0 = bm_proc_status_kb("VmRSS");
+    long vm0 = bm_proc_status_kb("VmSize");
+    CHECK(rss0 > 0 && vm0 > 0, "reading /proc/self/status");
+
+    /* 1. one 64 MiB block */
+    long rss_peak = 0, rss_after = 0, vm_after = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        full_touch = round == 0 || round == ROUNDS - 1;
+        unsigned char *p = malloc(64 * MiB);
+        CHECK(p != NULL, "malloc(64 MiB) round %d", round);
+        touch_pages(p, 64 * MiB, (unsigned char)round);
+        long r = bm_proc_status_kb("VmRSS");
+        if (r > rss_peak)
+            rss_peak = r;
+        free(p);
+        rss_after = bm_proc_status_kb("VmRSS");
+        vm_after = bm_proc_status_kb("VmSize");
+        CHECK(rss_after <= rss0 + SLACK_KB,
+              "round %d: VmRSS %ld kB after freeing a 64 MiB block (start %ld kB)", round, rss_after, rss0);
+        CHECK(vm_after <= vm0 + SLACK_KB,
+              "round %d: VmSize %ld kB after freeing a 64 MiB block (start %ld kB): not unmapped", round,
+              vm_after, vm0);
+    }
+    CHECK(rss_peak >= rss0 + 60 * 1024, "peak VmRSS %ld kB never showed the 64 MiB block", rss_peak);
+    printf("test_big: 64 MiB block x%d: VmRSS start %ld kB, peak %ld kB, after free %ld kB\n", ROUNDS,
+           rss0, rss_peak, rss_after);
+
+    /* 2. 64 MiB of blocks just above the cutoff */
+    enum { MAXB = 1024 };
+    static unsigned char *blocks[MAXB];
+    size_t nabove = 64 * MiB / above;
+    CHECK(nabove > 0 && nabove <= MAXB, "block count %zu", nabove);
+    rss_peak = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        full_touch = round == 0 || round == ROUNDS - 1;
+        for (size_t i = 0; i < nabove; i++) {
+            blocks[i] = malloc(above);
+            CHECK(blocks[i] != NULL, "malloc(%zu)", above);
+            touch_pages(blocks[i], above, (unsigned char)i);
+        }
+        for (size_t i = 0; i < nabove; i++)
+            CHECK(blocks[i][0] == (unsigned char)i && blocks[i][above - 1] == (unsigned char)i,
+                  "block %zu of size %zu overwritten", i, above);
+        long r = bm_proc_status_kb("VmRSS");
+        if (r > rss_peak)
+            rss_peak = r;
+        for (size_t i = 0; i < nabove; i++)
+            free(blocks[i]);
+        rss_after = bm_proc_status_kb("VmRSS");
+        CHECK(rss_after <= rss0 + SLACK_KB,
+              "round %d: VmRSS %ld kB after freeing %zu blocks of %zu bytes (start %ld kB)", round,
+              rss_after, nabove, above, rss0);
+    }
+    printf("test_big: %zu x %zu bytes x%d: VmRSS peak %ld kB, after free %ld kB\n", nabove, above,
+           ROUNDS, rss_peak, rss_after);
+    check_heap();
+
+    /* 3. 64 MiB of blocks just below the cutoff */
+    size_t nbelow = 64 * MiB / below;
+    CHECK(nbelow > 0 && nbelow <= MAXB, "block count %zu", nbelow);
+    long rss_first = -1;
+    rss_peak = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        full_touch = round == 0 || round == ROUNDS - 1;
+        for (size_t i = 0; i < nbelow; i++) {
+            blocks[i] = malloc(below);
+            CHECK(blocks[i] != NULL, "malloc(%zu)", below);
+            touch_pages(blocks[i], below, (unsigned char)i);
+        }
+        for (size_t i = 0; i < nbelow; i++)
+            CHECK(blocks[i][0] == (unsigned char)i && blocks[i][below - 1] == (unsigned char)i,
+                  "block %zu of size %zu overwritten", i, below);
+        long r = bm_proc_status_kb("VmRSS");
+        if (r > rss_peak)
+            rss_peak = r;
+        /* free in an order that is not the allocation order */
+        for (size_t i = 0; i < nbelow; i += 2)
+            free(blocks[i]);
+        for (size_t i = 1; i < nbelow; i += 2)
+            free(blocks[i]);
+        rss_after = bm_proc_status_kb("VmRSS");
+        if (rss_first < 0)
+            rss_first = rss_after;
+        CHECK(rss_after <= rss_first + SLACK_KB,
+              "round %d: VmRSS %ld kB after freeing heap blocks, %ld kB after round 0: grows per round",
+              round, rss_after, rss_first);
+    }
+    CHECK(rss_peak <= rss0 + 2 * 64 * 1024 + SLACK_KB,
+          "64 MiB of %zu-byte blocks peaked at VmRSS %ld kB (start %ld kB)", below, rss_peak, rss0);
+    printf("test_big: %zu x %zu bytes x%d: VmRSS peak %ld kB, after free %ld kB (start %ld kB)\n", nbelow,
+           below, ROUNDS, rss_peak, rss_after, rss0);
+    check_heap();
+    return bm_finish("test_big");
+}
