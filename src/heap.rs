@@ -18,9 +18,11 @@ use crate::os;
 use crate::region::{Region, REGION_ALIGN, REGION_OVERHEAD};
 use crate::region_map;
 
-/// Wholly free regions a heap keeps mapped, so that a loop allocating and freeing one large
-/// block does not map and unmap a region every time. Any further empty region is unmapped.
-pub const EMPTY_REGIONS_KEPT: usize = 1;
+/// Wholly free regions a heap keeps mapped, so that a loop allocating and freeing large blocks
+/// does not map, fault in and unmap a region every time (their pages are still released after
+/// the purge delay). Any further empty region is unmapped. Measured on the big-buffer
+/// benchmark: 1 kept → 1.38 s, 95 MB; 2 → 0.55 s, 95-99 MB; 3 → 0.21 s, 105 MB (glibc 1.1 s, 86 MB).
+pub const EMPTY_REGIONS_KEPT: usize = 2;
 /// The smallest region a heap maps.
 pub const REGION_MIN_SIZE: usize = REGION_ALIGN;
 /// Regions grow with the heap (a quarter of what it already maps) up to this size, so a large
