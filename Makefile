@@ -41,7 +41,7 @@ TEST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -fno-builtin -pthread
 # fold calloc's zeroing, drop malloc/free pairs or constant-fold failures.
 
 PRELOAD_BINS := $(addprefix $(BUILD)/preload/,$(C_TESTS))
-LINKED_BINS  := $(addprefix $(BUILD)/linked/,$(C_TESTS) test_header)
+LINKED_BINS  := $(addprefix $(BUILD)/linked/,$(C_TESTS) test_header test_heaps)
 STATIC_BINS  := $(BUILD)/static/test_abi
 
 .PHONY: all build test test-rust check-header c-tests test-c test-misuse test-real \

@@ -107,6 +107,7 @@ else
         run "$mode" test_rlimit 60
     done
     run linked test_header 30
+    run linked test_heaps 60
     run static test_abi 120
 fi
 

@@ -41,6 +41,8 @@ declare -A EXPECT=(
     [free_interior_big]='not the start of a block'
     [realloc_freed]='already freed'
     [header_overflow]='corrupted block header'
+    [heap_block_to_free]='does not belong to this heap'
+    [heap_free_foreign]='does not belong to this heap'
 )
 
 # The programs misuse the heap on purpose: silence the warnings that say so.

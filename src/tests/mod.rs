@@ -9,3 +9,4 @@ mod large_blocks;
 mod size_classes;
 mod support;
 mod threads;
+mod user_heaps;
