@@ -11,6 +11,9 @@
 #                          test-faults    out-of-memory handling by fault injection
 #                          test-memory-return  freed memory leaves the resident set
 #                          test-heapmap   the heap dump and its picture
+#                          test-valgrind  memcheck finds no error of binmalloc's making
+#                          test-suites    CPython's and numpy's own test suites, glibc vs binmalloc
+#                          test-fuzz      fuzzed operation sequences (C harness, libFuzzer, cargo fuzz)
 #                          check-install  make install + pkg-config into a scratch prefix
 #   make stress          the multi-threaded C tests with STRESS_SCALE=10
 #   make demo            a real program under binmalloc, with the statistics
@@ -45,7 +48,7 @@ LINKED_BINS  := $(addprefix $(BUILD)/linked/,$(C_TESTS) test_header test_heaps)
 STATIC_BINS  := $(BUILD)/static/test_abi
 
 .PHONY: all build test test-rust check-header c-tests test-c test-misuse test-real \
-        test-course test-faults test-memory-return test-heapmap \
+        test-course test-faults test-memory-return test-heapmap test-valgrind test-suites test-fuzz \
         check-install stress demo bench install uninstall clean
 
 all: build
@@ -106,6 +109,15 @@ test-memory-return: build
 test-heapmap: build
 	@scripts/test_heapmap.sh
 
+test-valgrind: build
+	@scripts/test_valgrind.sh
+
+test-suites: build
+	@scripts/test_suites.sh
+
+test-fuzz: build
+	@scripts/test_fuzz.sh
+
 # Install into a scratch prefix (twice: with DESTDIR, and as a real prefix that
 # pkg-config then describes), build a program with `pkg-config binmalloc`, run it.
 check-install: build
@@ -132,6 +144,9 @@ check-install: build
 
 stress: c-tests
 	@scripts/test_c.sh --stress
+	@STRESS=1 scripts/test_faults.sh
+	@STRESS=1 scripts/test_fuzz.sh
+	@STRESS=1 scripts/test_suites.sh
 
 demo: build
 	@scripts/demo.sh

@@ -6,6 +6,12 @@ use std::env;
 use std::path::PathBuf;
 
 fn main() {
+    // A SONAME lets tools that interpose malloc (valgrind's --soname-synonyms) and the dynamic
+    // linker name the library. Only with the C ABI: cargo also applies this argument to cdylibs
+    // that depend on binmalloc (the coursework library), which must keep their own name.
+    if env::var_os("CARGO_FEATURE_C_ABI").is_some() {
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libbinmalloc.so");
+    }
     let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=cbindgen.toml");

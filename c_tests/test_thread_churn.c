@@ -1,11 +1,11 @@
 /*
  * test_thread_churn.c - thousands of short-lived threads.
  *
- * 5000 threads, at most 8 alive at a time, each doing ~100 allocations of
+ * 10000 threads, at most 8 alive at a time, each doing ~100 allocations of
  * random sizes: most are freed by the thread itself, a few are handed to the
  * main thread, which verifies them and frees them later (after the thread
  * that allocated them has exited). Per-thread state must be recycled when a
- * thread exits: resident memory after all 5000 threads must be within 32 MiB
+ * thread exits: resident memory after all 10000 threads must be within 32 MiB
  * of what it was after the first 500.
  *
  * STRESS_SCALE=n multiplies the number of threads.
@@ -16,7 +16,7 @@
 #include <pthread.h>
 
 #define BATCH 8
-#define BASE_THREADS 5000
+#define BASE_THREADS 10000
 #define HANDOFF 3   /* blocks each thread hands to main */
 #define KEEP 1024   /* handed-off blocks main keeps alive at once */
 #define MAX_GROWTH (32L * 1024 * 1024)

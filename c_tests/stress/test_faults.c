@@ -774,8 +774,8 @@ int main(int argc, char **argv)
         if (paths[i].size >= 8 * MiB && paths[i].size <= 32 * MiB)
             run_path(&paths[i]);
 
-    sweep_single(stress ? 20000 : 2000, stress ? 2000 : 300);
-    sweep_threads(stress ? 10000 : 1500, stress ? 100 : 10);
+    sweep_single(stress ? 10000 : 2000, stress ? 600 : 300);
+    sweep_threads(stress ? 5000 : 1500, stress ? 40 : 10);
 
     printf("faults injected in all: %llu\n", (unsigned long long)total_faults);
     printf("%u passed, %u failed\n", cases_passed, cases_failed);
