@@ -190,7 +190,7 @@ impl Bins {
 
     #[cold]
     unsafe fn search(&self, bin: usize, need: usize, fit: Fit) -> Option<(*mut u8, usize)> {
-        // SAFETY (whole function): every block reached through the lists is a free block of this
+        // SAFETY: throughout this function, every block reached through the lists is a free block of this
         // heap with a valid header, by the bins invariant.
         unsafe {
             match fit {

@@ -91,7 +91,7 @@ impl Header {
 
 #[inline(always)]
 fn header_cell<'a>(block: *mut u8) -> &'a AtomicUsize {
-    // SAFETY (for callers): every block address is 8-aligned and inside a live region; header words
+    // SAFETY: for every caller, every block address is 8-aligned and inside a live region; header words
     // are read and written through atomics because `free` reads a block's header before taking the
     // arena lock while the owner of the previous block may be rewriting its PREV_IN_USE bit.
     unsafe { AtomicUsize::from_ptr(block.cast()) }

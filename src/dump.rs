@@ -39,22 +39,9 @@ pub fn dump_json(fd: i32) {
         config.arenas,
         config.thread_cache as u8
     ));
-    out.text(format_args!(
-        "\"stats\":{{\"mapped_bytes\":{},\"peak_mapped_bytes\":{},\"in_use_bytes\":{},\"peak_in_use_bytes\":{},\
-         \"allocations\":{},\"frees\":{},\"regions_mapped\":{},\"regions_returned\":{},\"big_mappings\":{},\
-         \"big_unmappings\":{},\"arenas\":{}}},",
-        s.mapped_bytes,
-        s.peak_mapped_bytes,
-        s.in_use_bytes,
-        s.peak_in_use_bytes,
-        s.allocations,
-        s.frees,
-        s.regions_mapped,
-        s.regions_returned,
-        s.big_mappings,
-        s.big_unmappings,
-        s.arenas
-    ));
+    out.text(format_args!("\"stats\":"));
+    let _ = s.write_json(&mut out.buf);
+    out.text(format_args!(","));
     out.text(format_args!("\"regions\":["));
     let mut first = true;
     let mut index = 0;

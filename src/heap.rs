@@ -121,7 +121,7 @@ impl Heap {
 
     /// Marks the unlisted free block `block` in use, splitting off what `need` leaves over.
     unsafe fn use_block(&mut self, block: *mut u8, need: usize) -> *mut u8 {
-        // SAFETY (whole function): `block` is a free block of this heap, off every list; the
+        // SAFETY: throughout this function, `block` is a free block of this heap, off every list; the
         // block after it is a valid block of the same region (at worst the sentinel).
         unsafe {
             let header = read_header(block);
@@ -189,7 +189,7 @@ impl Heap {
     unsafe fn release(&mut self, block: *mut u8, size: usize, prev_in_use: bool, call: &'static str) {
         let mut start = block;
         let mut merged = size;
-        // SAFETY (whole function): `block` is an in-use block of this heap; a clear PREV_IN_USE
+        // SAFETY: throughout this function, `block` is an in-use block of this heap; a clear PREV_IN_USE
         // bit means the word before it is a free block's footer; the block after it is valid
         // or reported as corrupted before anything is written.
         unsafe {
@@ -325,7 +325,7 @@ impl Heap {
     /// # Safety
     /// `block` must be an in-use block of this heap with a valid header.
     pub unsafe fn resize_in_place(&mut self, block: *mut u8, need: usize) -> bool {
-        // SAFETY (whole function): `block` is in use and ours; its successor is a valid block.
+        // SAFETY: throughout this function, `block` is in use and ours; its successor is a valid block.
         unsafe {
             let header = read_header(block);
             let size = header.size();

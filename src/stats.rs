@@ -143,28 +143,35 @@ pub fn print_text(fd: i32) {
     out.flush_to(fd);
 }
 
+impl Summary {
+    /// Writes the counters as one JSON object (no trailing newline).
+    pub fn write_json(&self, out: &mut impl Write) -> core::fmt::Result {
+        write!(
+            out,
+            "{{\"mapped_bytes\":{},\"peak_mapped_bytes\":{},\"in_use_bytes\":{},\"peak_in_use_bytes\":{},\
+             \"allocations\":{},\"frees\":{},\"regions_mapped\":{},\"regions_returned\":{},\
+             \"big_mappings\":{},\"big_unmappings\":{},\"purged_bytes\":{},\"arenas\":{}}}",
+            self.mapped_bytes,
+            self.peak_mapped_bytes,
+            self.in_use_bytes,
+            self.peak_in_use_bytes,
+            self.allocations,
+            self.frees,
+            self.regions_mapped,
+            self.regions_returned,
+            self.big_mappings,
+            self.big_unmappings,
+            self.purged_bytes,
+            self.arenas
+        )
+    }
+}
+
 /// Writes the summary as one JSON object to `fd`.
 pub fn print_json(fd: i32) {
-    let s = summary();
     let mut out = StackBuf::<1024>::new();
-    let _ = writeln!(
-        out,
-        "{{\"mapped_bytes\":{},\"peak_mapped_bytes\":{},\"in_use_bytes\":{},\"peak_in_use_bytes\":{},\
-         \"allocations\":{},\"frees\":{},\"regions_mapped\":{},\"regions_returned\":{},\
-         \"big_mappings\":{},\"big_unmappings\":{},\"purged_bytes\":{},\"arenas\":{}}}",
-        s.mapped_bytes,
-        s.peak_mapped_bytes,
-        s.in_use_bytes,
-        s.peak_in_use_bytes,
-        s.allocations,
-        s.frees,
-        s.regions_mapped,
-        s.regions_returned,
-        s.big_mappings,
-        s.big_unmappings,
-        s.purged_bytes,
-        s.arenas
-    );
+    let _ = summary().write_json(&mut out);
+    let _ = writeln!(out);
     out.flush_to(fd);
 }
 
