@@ -68,7 +68,7 @@ pub fn allocate_aligned(size: usize, align: usize) -> *mut u8 {
 }
 
 /// Where a pointer handed to `free`, `realloc` or `malloc_usable_size` lives.
-enum Located {
+pub(crate) enum Located {
     /// A block in a region and its header, whose tag is valid.
     Small(*mut Region, *mut u8, Header),
     /// Not in any region: a big block, or not binmalloc's at all.
@@ -78,7 +78,7 @@ enum Located {
 /// Finds the block for payload `p` without touching memory that is not binmalloc's; any pointer
 /// inside a region that is not a valid block start ends the process with a diagnosis.
 #[inline(always)]
-fn locate(p: *mut u8, call: &'static str) -> Located {
+pub(crate) fn locate(p: *mut u8, call: &'static str) -> Located {
     let region = region_map::lookup(p as usize);
     if region.is_null() {
         return Located::Elsewhere;

@@ -29,13 +29,6 @@ impl Fit {
             Fit::Worst => "worst",
         }
     }
-    pub fn from_u8(v: u8) -> Fit {
-        match v {
-            0 => Fit::First,
-            2 => Fit::Worst,
-            _ => Fit::Best,
-        }
-    }
 }
 
 /// Candidates examined per bin by best and worst fit.

@@ -7,7 +7,8 @@ use core::ptr::null_mut;
 
 use crate::arena::Arena;
 use crate::bins::Fit;
-use crate::block::{block_of, block_size_for, payload_capacity, read_header, ALIGNMENT};
+use crate::alloc::{locate, Located};
+use crate::block::{block_of, block_size_for, payload_capacity, ALIGNMENT};
 use crate::fatal::{self, Misuse};
 use crate::lock::RawLock;
 use crate::os::{self, PAGE_SIZE};
@@ -142,50 +143,48 @@ impl UserHeap {
     }
 
     pub fn free(&self, p: *mut u8) {
-        let region = region_map::lookup(p as usize);
-        if self.owns_region(region) {
-            let block = block_of(p);
-            // SAFETY: `region` is live; the header read is inside it.
-            let valid = p as usize % ALIGNMENT == 0
-                && unsafe { Region::contains(region, block as usize) }
-                && unsafe { read_header(block) }.is_valid_at(block);
-            if !valid {
-                fatal::misuse("binmalloc_heap_free", p, Misuse::NotBlockStart);
+        const CALL: &str = "binmalloc_heap_free";
+        match locate(p, CALL) {
+            Located::Small(region, block, _) => {
+                if !self.owns_region(region) {
+                    fatal::misuse(CALL, p, Misuse::WrongHeap);
+                }
+                // SAFETY: `locate` checked the block start; in-use is checked under the lock.
+                unsafe { self.arena.lock().free_block(block, CALL) };
             }
-            // SAFETY: a valid block start of this heap's region; in-use is checked under the lock.
-            unsafe { self.arena.lock().free_block(block, "binmalloc_heap_free") };
-            return;
-        }
-        match self.find_big(p, true) {
-            Some(header) => {
-                // SAFETY: the header was unlinked; its mapping is ours to return.
-                let len = unsafe { (*header).len };
-                // SAFETY: as above.
-                unsafe { os::unmap(header.cast(), len) };
-                crate::stats::note_big_unmapped(len);
-            }
-            None => fatal::misuse("binmalloc_heap_free", p, Misuse::WrongHeap),
+            Located::Elsewhere => match self.find_big(p, true) {
+                Some(header) => {
+                    // SAFETY: the header was unlinked; its mapping is ours to return.
+                    let len = unsafe { (*header).len };
+                    // SAFETY: as above.
+                    unsafe { os::unmap(header.cast(), len) };
+                    crate::stats::note_big_unmapped(len);
+                }
+                None => fatal::misuse(CALL, p, Misuse::WrongHeap),
+            },
         }
     }
 
     fn usable_size(&self, p: *mut u8) -> usize {
-        let region = region_map::lookup(p as usize);
-        if self.owns_region(region) {
-            // SAFETY: checked in `free`'s terms by the caller's prior use; the header is inside
-            // a live region of this heap.
-            let h = unsafe { read_header(block_of(p)) };
-            if !h.is_valid_at(block_of(p)) || !h.in_use() {
-                fatal::misuse("binmalloc_heap_realloc", p, Misuse::NotBlockStart);
+        const CALL: &str = "binmalloc_heap_realloc";
+        match locate(p, CALL) {
+            Located::Small(region, _, header) => {
+                if !self.owns_region(region) {
+                    fatal::misuse(CALL, p, Misuse::WrongHeap);
+                }
+                if !header.in_use() {
+                    fatal::misuse(CALL, p, Misuse::AlreadyFreed);
+                }
+                payload_capacity(header.size())
             }
-            return payload_capacity(h.size());
-        }
-        match self.find_big(p, false) {
-            Some(header) => {
-                // SAFETY: a live listed header.
-                let len = unsafe { (*header).len };
-                len - BIG_HEADER_SIZE
-            }
-            None => fatal::misuse("binmalloc_heap_realloc", p, Misuse::WrongHeap),
+            Located::Elsewhere => match self.find_big(p, false) {
+                Some(header) => {
+                    // SAFETY: a live listed header.
+                    let len = unsafe { (*header).len };
+                    len - BIG_HEADER_SIZE
+                }
+                None => fatal::misuse(CALL, p, Misuse::WrongHeap),
+            },
         }
     }
 
@@ -247,9 +246,4 @@ pub unsafe fn destroy(heap: *mut UserHeap) {
         (*heap).reset();
         os::unmap(heap.cast(), HEAP_MAPPING);
     }
-}
-
-/// Whether `arena` is one of the process arenas (not a first-class heap's).
-pub fn is_process_arena(arena: *const Arena) -> bool {
-    crate::arena::is_process_arena(arena)
 }
