@@ -249,6 +249,7 @@ extern "C" fn after_fork_in_parent() {
 
 extern "C" fn after_fork_in_child() {
     crate::large::reset_after_fork_in_child();
+    crate::orphans::reset_in_child();
     for arena in &ARENAS[..ARENA_COUNT.load(Ordering::Relaxed)] {
         arena.lock.reset_in_child();
     }

@@ -33,6 +33,8 @@ impl Fit {
 
 /// Candidates examined per bin by best and worst fit.
 pub const BEST_FIT_SCAN_LIMIT: usize = 256;
+/// Candidates examined by best fit on a bin above the request's, where every block fits.
+const HIGHER_BIN_SCAN_LIMIT: usize = 8;
 
 const BITMAP_WORDS: usize = 4;
 
@@ -203,37 +205,46 @@ impl Bins {
                 }
                 Fit::Best => {
                     let mut at = self.nonempty_from(bin)?;
-                    loop {
-                        if let Some(found) = self.scan(at, need, true, |cand, best| cand < best) {
-                            return Some(found);
+                    if at == bin {
+                        let own = self.scan(at, need, true, BEST_FIT_SCAN_LIMIT, |cand, best| cand < best);
+                        if own.is_some() {
+                            return own;
                         }
                         at = self.nonempty_from(at + 1)?;
                     }
+                    // Every block on a higher bin fits, and a bin spans under a fifth of its
+                    // sizes: the best of a few candidates is as good as the best of all.
+                    if is_exact_bin(at) {
+                        let head = self.heads[at];
+                        return Some((head, read_header(head).size()));
+                    }
+                    self.scan(at, need, true, HIGHER_BIN_SCAN_LIMIT, |cand, best| cand < best)
                 }
                 Fit::Worst => {
                     let top = self.highest_nonempty()?;
                     if top < bin {
                         return None;
                     }
-                    self.scan(top, need, false, |cand, best| cand > best)
+                    self.scan(top, need, false, BEST_FIT_SCAN_LIMIT, |cand, best| cand > best)
                 }
             }
         }
     }
 
     /// The block on `bin` of at least `need` bytes that `better` prefers, among the first
-    /// [`BEST_FIT_SCAN_LIMIT`] on the list.
+    /// `limit` on the list.
     unsafe fn scan(
         &self,
         bin: usize,
         need: usize,
         stop_on_exact: bool,
+        limit: usize,
         better: impl Fn(usize, usize) -> bool,
     ) -> Option<(*mut u8, usize)> {
         let mut found: Option<(*mut u8, usize)> = None;
         let mut b = self.heads[bin];
         let mut seen = 0;
-        while !b.is_null() && seen < BEST_FIT_SCAN_LIMIT {
+        while !b.is_null() && seen < limit {
             // SAFETY: `b` is on a list, so it is a free block of this heap.
             let size = unsafe { read_header(b) }.size();
             if size == need && stop_on_exact {

@@ -44,6 +44,9 @@ pub struct HeapCounters {
     pub empty_regions: usize,
 }
 
+/// A heap with a purge pending reads the clock once per this many operations.
+pub(crate) const PURGE_CLOCK_EVERY: u32 = 16;
+
 pub struct Heap {
     pub(crate) bins: Bins,
     /// The regions this heap owns, most recent first.
@@ -55,6 +58,8 @@ pub struct Heap {
     pub(crate) min_region_size: usize,
     /// When (monotonic ms) to release the pages of large free blocks; 0 when nothing waits.
     pub(crate) purge_at_ms: u64,
+    /// Heap operations since the clock was last read for a pending purge.
+    purge_clock_skips: u32,
     pub(crate) counters: HeapCounters,
 }
 
@@ -67,6 +72,7 @@ impl Heap {
             fit,
             min_region_size: 0,
             purge_at_ms: 0,
+            purge_clock_skips: 0,
             counters: HeapCounters {
                 allocs: 0,
                 frees: 0,
@@ -254,17 +260,24 @@ impl Heap {
         crate::alloc::diagnose_bad_neighbour(payload_of(block), call)
     }
 
-    /// Releases the pages inside large free blocks once the purge delay has passed.
+    /// Releases the pages inside large free blocks once the purge delay has passed. Reading the
+    /// clock costs as much as a heap operation, so a busy heap reads it every
+    /// [`PURGE_CLOCK_EVERY`] operations only.
     #[inline(always)]
     pub(crate) fn purge_if_due(&mut self) {
         if self.purge_at_ms != 0 {
-            self.purge_if_due_slow();
+            self.purge_clock_skips += 1;
+            if self.purge_clock_skips >= PURGE_CLOCK_EVERY {
+                self.purge_if_due_now();
+            }
         }
     }
 
+    /// Like [`Heap::purge_if_due`], reading the clock now.
     #[cold]
-    fn purge_if_due_slow(&mut self) {
-        if os::monotonic_ms() >= self.purge_at_ms {
+    pub(crate) fn purge_if_due_now(&mut self) {
+        self.purge_clock_skips = 0;
+        if self.purge_at_ms != 0 && os::monotonic_ms() >= self.purge_at_ms {
             self.purge_at_ms = 0;
             crate::purge::purge_large_free_blocks(self);
         }

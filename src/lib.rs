@@ -30,6 +30,7 @@ pub mod fmt;
 pub mod heap;
 pub mod large;
 pub mod lock;
+pub mod orphans;
 pub mod os;
 pub mod purge;
 pub mod region;

@@ -29,7 +29,7 @@ pub fn purge_pending() -> bool {
 pub fn purge_due_arenas() {
     PURGE_PENDING.store(false, Ordering::Relaxed);
     crate::arena::for_each_idle_arena(|heap| {
-        heap.purge_if_due();
+        heap.purge_if_due_now();
         if heap.purge_at_ms != 0 {
             note_purge_pending();
         }

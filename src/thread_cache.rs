@@ -6,16 +6,20 @@
 //! tcache does), so a second `free` of a cached block is recognised by the key and confirmed by
 //! a scan of this thread's list. Lists are bounded; a full list returns half its blocks to their
 //! arenas in one pass (one lock per run of blocks from the same arena), an empty one is refilled
-//! with a batch under one lock. A `pthread_key_create` destructor empties the cache when the
-//! thread exits; frees that arrive after that go straight to the arenas.
+//! with a batch under one lock (growing from one block to half a list as the class keeps being
+//! refilled). A `pthread_key_create` destructor parks the cache when the thread exits, for the
+//! next new thread to adopt (`orphans`), or empties it if no parking slot is free; frees that
+//! arrive after that go straight to the arenas.
 
 #[cfg(not(target_arch = "x86_64"))]
-use core::{cell::UnsafeCell, ptr::null_mut};
+use core::cell::UnsafeCell;
+use core::ptr::null_mut;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::arena::{lock_local_arena, Arena, ArenaGuard};
 use crate::block::{block_of, MIN_BLOCK_SIZE, SIZE_GRANULE, HEADER_SIZE};
 use crate::fatal::{self, Misuse};
+use crate::orphans;
 use crate::region_map;
 use crate::size_class::{EXACT_BINS, EXACT_LIMIT};
 
@@ -83,10 +87,28 @@ const NEW: u8 = 0;
 const ACTIVE: u8 = 1;
 const DEAD: u8 = 2;
 
+/// One list of cached blocks per class.
 #[repr(C)]
-struct ThreadCache {
+pub struct Lists {
     heads: [*mut u8; CLASSES],
     counts: [u16; CLASSES],
+}
+
+impl Lists {
+    pub const EMPTY: Lists = Lists { heads: [null_mut(); CLASSES], counts: [0; CLASSES] };
+
+    pub fn is_empty(&self) -> bool {
+        self.counts.iter().all(|&n| n == 0)
+    }
+}
+
+#[repr(C)]
+struct ThreadCache {
+    lists: Lists,
+    /// Refills done per class so far (saturating): each refill takes twice as many blocks as
+    /// the one before, up to half the list, so a thread that needs a few blocks of a class
+    /// does not take (and at exit give back) a full batch.
+    refills: [u8; CLASSES],
     state: u8,
     /// Allocation and free calls made by this thread, not yet added to the process-wide counts.
     pending_allocs: u64,
@@ -133,8 +155,8 @@ core::arch::global_asm!(
 thread_local! {
     static CACHE: UnsafeCell<ThreadCache> = const {
         UnsafeCell::new(ThreadCache {
-            heads: [null_mut(); CLASSES],
-            counts: [0; CLASSES],
+            lists: Lists::EMPTY,
+            refills: [0; CLASSES],
             state: NEW,
             pending_allocs: 0,
             pending_frees: 0,
@@ -222,14 +244,14 @@ fn key_cell(p: *mut u8) -> *mut usize {
 #[inline(always)]
 pub fn pop(class: usize) -> *mut u8 {
     with_cache(|c| {
-        let p = c.heads[class];
+        let p = c.lists.heads[class];
         if !p.is_null() {
             // SAFETY: `p` is a cached block: its first two words are ours (next, key).
             unsafe {
-                c.heads[class] = next_cell(p).read();
+                c.lists.heads[class] = next_cell(p).read();
                 key_cell(p).write(0);
             }
-            c.counts[class] -= 1;
+            c.lists.counts[class] -= 1;
             c.pending_allocs += 1;
         }
         p
@@ -257,14 +279,15 @@ fn push_active(c: &mut ThreadCache, p: *mut u8, class: usize, call: &'static str
             let misuse = if call == "free" { Misuse::DoubleFree } else { Misuse::AlreadyFreed };
             fatal::misuse(call, p, misuse);
         }
-        if c.counts[class] as usize >= list_limit(class) {
-            trim_list(c, class, list_limit(class) / 2);
+        if c.lists.counts[class] as usize >= list_limit(class) {
+            trim_list(&mut c.lists, class, list_limit(class) / 2);
+            publish_counts(c);
         }
-        next_cell(p).write(c.heads[class]);
+        next_cell(p).write(c.lists.heads[class]);
         key_cell(p).write(CACHE_KEY.load(Ordering::Relaxed));
     }
-    c.heads[class] = p;
-    c.counts[class] += 1;
+    c.lists.heads[class] = p;
+    c.lists.counts[class] += 1;
     c.pending_frees += 1;
     if c.pending_frees % PURGE_CHECK_INTERVAL == 0 && crate::purge::purge_pending() {
         crate::purge::purge_due_arenas();
@@ -290,7 +313,7 @@ pub fn is_cached_by_this_thread(p: *mut u8, size: usize) -> bool {
 
 #[cold]
 fn is_cached_here(c: &ThreadCache, p: *mut u8, class: usize) -> bool {
-    let mut at = c.heads[class];
+    let mut at = c.lists.heads[class];
     while !at.is_null() {
         if at == p {
             return true;
@@ -301,7 +324,8 @@ fn is_cached_here(c: &ThreadCache, p: *mut u8, class: usize) -> bool {
     false
 }
 
-/// Turns the cache on for this thread: registers the thread-exit destructor.
+/// Turns the cache on for this thread: registers the thread-exit destructor, and takes over the
+/// cache of an exited thread if one is parked.
 #[cold]
 fn activate(c: &mut ThreadCache) -> bool {
     if c.state == DEAD || !crate::config::get().thread_cache {
@@ -317,6 +341,9 @@ fn activate(c: &mut ThreadCache) -> bool {
         return false;
     }
     c.state = ACTIVE;
+    if c.lists.is_empty() {
+        orphans::adopt(&mut c.lists);
+    }
     true
 }
 
@@ -332,8 +359,8 @@ pub fn init(random: usize) {
 
 extern "C" fn on_thread_exit(_: *mut libc::c_void) {
     with_cache(|c| {
-        for class in 0..CLASSES {
-            trim_list(c, class, 0);
+        if !orphans::park(&mut c.lists) {
+            trim_all(&mut c.lists);
         }
         c.state = DEAD;
         publish_counts(c);
@@ -357,14 +384,23 @@ pub fn publish_this_thread() {
     with_cache(publish_counts);
 }
 
-/// Empties every list of the calling thread's cache into the arenas (for `malloc_trim`).
+/// Empties every list of the calling thread's cache, and every parked cache, into the arenas
+/// (for `malloc_trim`).
 pub fn flush_this_thread() {
     with_cache(|c| {
-        for class in 0..CLASSES {
-            trim_list(c, class, 0);
-        }
+        trim_all(&mut c.lists);
         publish_counts(c);
     });
+    let mut parked = Lists::EMPTY;
+    while orphans::adopt(&mut parked) {
+        trim_all(&mut parked);
+    }
+}
+
+fn trim_all(lists: &mut Lists) {
+    for class in 0..CLASSES {
+        trim_list(lists, class, 0);
+    }
 }
 
 fn publish_counts(c: &mut ThreadCache) {
@@ -377,16 +413,16 @@ fn publish_counts(c: &mut ThreadCache) {
 /// Frees blocks from the front of list `class` into their arenas until `keep` remain, locking
 /// each arena once per run of consecutive blocks that belong to it.
 #[cold]
-fn trim_list(c: &mut ThreadCache, class: usize, keep: usize) {
+fn trim_list(lists: &mut Lists, class: usize, keep: usize) {
     let mut held: Option<(*const Arena, ArenaGuard<'static>)> = None;
-    while c.counts[class] as usize > keep {
-        let p = c.heads[class];
+    while lists.counts[class] as usize > keep {
+        let p = lists.heads[class];
         // SAFETY: `p` is a cached block; after unlinking, it is an ordinary in-use block.
         unsafe {
-            c.heads[class] = next_cell(p).read();
+            lists.heads[class] = next_cell(p).read();
             key_cell(p).write(0);
         }
-        c.counts[class] -= 1;
+        lists.counts[class] -= 1;
         let region = region_map::lookup(p as usize);
         // SAFETY: cached blocks are region blocks, and regions point at arenas that live as long
         // as their blocks.
@@ -400,7 +436,16 @@ fn trim_list(c: &mut ThreadCache, class: usize, keep: usize) {
         // SAFETY: `p`'s block is in use and belongs to the locked arena.
         unsafe { heap.free_block(block_of(p), "free") };
     }
-    publish_counts(c);
+}
+
+/// Blocks taken by a class's refill number `refills` (from 0): 1, 2, 4, … up to half the list.
+#[inline]
+fn refill_batch(limit: usize, refills: u8) -> usize {
+    let half = (limit / 2).max(1);
+    if refills as u32 >= usize::BITS - 1 {
+        return half;
+    }
+    (1usize << refills).min(half)
 }
 
 /// Allocates a block of class `class` for a thread whose list is empty: takes a batch from the
@@ -408,10 +453,23 @@ fn trim_list(c: &mut ThreadCache, class: usize, keep: usize) {
 #[cold]
 pub fn refill(class: usize) -> *mut u8 {
     with_cache(|c| {
-        if c.state != ACTIVE && !activate(c) {
-            return lock_local_arena().alloc(block_size_of_class(class));
+        if c.state != ACTIVE {
+            if !activate(c) {
+                return lock_local_arena().alloc(block_size_of_class(class));
+            }
+            let adopted = c.lists.heads[class];
+            if !adopted.is_null() {
+                // SAFETY: `adopted` is a cached block (from a parked cache).
+                unsafe {
+                    c.lists.heads[class] = next_cell(adopted).read();
+                    key_cell(adopted).write(0);
+                }
+                c.lists.counts[class] -= 1;
+                return adopted;
+            }
         }
-        let batch = list_limit(class) / 2;
+        let batch = refill_batch(list_limit(class), c.refills[class]);
+        c.refills[class] = c.refills[class].saturating_add(1);
         let need = block_size_of_class(class);
         let mut heap = lock_local_arena();
         let first = heap.alloc(need);
@@ -425,11 +483,11 @@ pub fn refill(class: usize) -> *mut u8 {
             }
             // SAFETY: `p` is a fresh in-use block of at least 24 bytes.
             unsafe {
-                next_cell(p).write(c.heads[class]);
+                next_cell(p).write(c.lists.heads[class]);
                 key_cell(p).write(CACHE_KEY.load(Ordering::Relaxed));
             }
-            c.heads[class] = p;
-            c.counts[class] += 1;
+            c.lists.heads[class] = p;
+            c.lists.counts[class] += 1;
         }
         drop(heap);
         publish_counts(c);

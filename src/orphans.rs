@@ -1,0 +1,80 @@
+//! Caches left by exited threads, kept for the next threads to adopt.
+//!
+//! A program that creates short-lived threads would otherwise pay twice per thread: filling a
+//! fresh cache from the arenas under their locks, and at exit freeing every cached block back.
+//! Instead an exiting thread parks its lists in a free slot here (a copy of a few hundred
+//! words, no lock), and a thread that starts using its cache takes a parked set whole. Only
+//! [`SLOTS`] sets are parked, so the memory held is bounded; when all slots are full the exiting
+//! thread frees its blocks as before. `malloc_trim` empties the slots.
+//!
+//! Each slot has a state word: `EMPTY` → `BUSY` (claimed by one thread, which copies) → `FULL`
+//! → `BUSY` (claimed by an adopter) → `EMPTY`. The claim is a compare-and-swap, so at most one
+//! thread touches a slot's lists at a time.
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+use crate::thread_cache::Lists;
+
+/// Parked caches. A few are enough for threads that come and go in small batches.
+const SLOTS: usize = 8;
+
+const EMPTY: u8 = 0;
+const BUSY: u8 = 1;
+const FULL: u8 = 2;
+
+struct Slot {
+    state: AtomicU8,
+    lists: UnsafeCell<Lists>,
+}
+
+// SAFETY: `lists` is only read or written by the one thread that moved `state` to BUSY.
+unsafe impl Sync for Slot {}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const UNUSED_SLOT: Slot = Slot { state: AtomicU8::new(EMPTY), lists: UnsafeCell::new(Lists::EMPTY) };
+
+static PARKED: [Slot; SLOTS] = [UNUSED_SLOT; SLOTS];
+
+fn claim(slot: &Slot, from: u8) -> bool {
+    slot.state.compare_exchange(from, BUSY, Ordering::Acquire, Ordering::Relaxed).is_ok()
+}
+
+/// Parks `lists` (moving its blocks out of it); false if every slot is taken.
+pub fn park(lists: &mut Lists) -> bool {
+    for slot in &PARKED {
+        if slot.state.load(Ordering::Relaxed) == EMPTY && claim(slot, EMPTY) {
+            // SAFETY: this thread claimed the slot (state BUSY), so nobody else touches it.
+            unsafe { core::mem::swap(&mut *slot.lists.get(), lists) };
+            slot.state.store(FULL, Ordering::Release);
+            return true;
+        }
+    }
+    false
+}
+
+/// Moves a parked set of lists into `lists`, which must be empty; false if none is parked.
+pub fn adopt(lists: &mut Lists) -> bool {
+    debug_assert!(lists.is_empty());
+    for slot in &PARKED {
+        if slot.state.load(Ordering::Relaxed) == FULL && claim(slot, FULL) {
+            // SAFETY: claimed as in `park`.
+            unsafe { core::mem::swap(&mut *slot.lists.get(), lists) };
+            slot.state.store(EMPTY, Ordering::Release);
+            return true;
+        }
+    }
+    false
+}
+
+/// In a `fork` child: a slot some other thread was copying when the parent forked will never
+/// be released by it. Such a slot is emptied (its blocks are lost to the child, not corrupted).
+pub fn reset_in_child() {
+    for slot in &PARKED {
+        if slot.state.load(Ordering::Relaxed) == BUSY {
+            // SAFETY: the thread that claimed the slot does not exist in the child.
+            unsafe { *slot.lists.get() = Lists::EMPTY };
+            slot.state.store(EMPTY, Ordering::Relaxed);
+        }
+    }
+}
