@@ -125,6 +125,61 @@ impl Heap {
         }
     }
 
+    /// Allocates up to `count` blocks of `need` bytes cut side by side from one free block (for
+    /// a thread cache's refill: one bin search and one split for the whole batch). Returns the
+    /// first payload, or null when the OS has no memory, and hands each further payload to
+    /// `more`. Without a free block large enough for all of them, it cuts as many as the
+    /// chosen block holds.
+    pub fn alloc_run(&mut self, need: usize, count: usize, mut more: impl FnMut(*mut u8)) -> *mut u8 {
+        debug_assert!(count >= 1);
+        self.purge_if_due();
+        let want = need * count;
+        // SAFETY: the bins invariant holds between calls, under the arena lock.
+        let block = match unsafe { self.bins.take(want, self.fit) } {
+            Some(block) => block,
+            // SAFETY: as above.
+            None => match unsafe { self.bins.take(need, self.fit) } {
+                Some(block) => block,
+                None => match self.grow(want) {
+                    Some(block) => block,
+                    None => return null_mut(),
+                },
+            },
+        };
+        // SAFETY: throughout, `block` is a free block of this heap, off every list, of at least
+        // `need` bytes; the blocks cut from it stay inside it.
+        unsafe {
+            let header = read_header(block);
+            let size = header.size();
+            if size >= MIN_REGION_SPAN && self.region_if_whole(block, size).is_some() {
+                self.counters.empty_regions -= 1;
+            }
+            let count = count.min(size / need);
+            let mut rest = size - need * count;
+            // A leftover too small to be a block goes to the last block cut.
+            let last_size = if rest < MIN_BLOCK_SIZE { need + core::mem::take(&mut rest) } else { need };
+            let mut at = block;
+            for i in 0..count {
+                let this_size = if i + 1 == count { last_size } else { need };
+                write_header(at, this_size, true, i > 0 || header.prev_in_use());
+                if i > 0 {
+                    more(payload_of(at));
+                }
+                at = next_block(at, this_size);
+            }
+            if rest > 0 {
+                write_header(at, rest, false, true);
+                write_footer(at, rest);
+                self.bins.insert(at, rest);
+            } else {
+                set_prev_in_use(at, true);
+            }
+            self.counters.allocs += count as u64;
+            self.note_in_use_grew(size - rest);
+        }
+        payload_of(block)
+    }
+
     /// Marks the unlisted free block `block` in use, splitting off what `need` leaves over.
     unsafe fn use_block(&mut self, block: *mut u8, need: usize) -> *mut u8 {
         // SAFETY: throughout this function, `block` is a free block of this heap, off every list; the

@@ -472,23 +472,17 @@ pub fn refill(class: usize) -> *mut u8 {
         c.refills[class] = c.refills[class].saturating_add(1);
         let need = block_size_of_class(class);
         let mut heap = lock_local_arena();
-        let first = heap.alloc(need);
-        if first.is_null() {
-            return first;
-        }
-        for _ in 1..batch {
-            let p = heap.alloc_without_growing(need);
-            if p.is_null() {
-                break;
-            }
+        let cache_key = CACHE_KEY.load(Ordering::Relaxed);
+        let lists = &mut c.lists;
+        let first = heap.alloc_run(need, batch, |p| {
             // SAFETY: `p` is a fresh in-use block of at least 24 bytes.
             unsafe {
-                next_cell(p).write(c.lists.heads[class]);
-                key_cell(p).write(CACHE_KEY.load(Ordering::Relaxed));
+                next_cell(p).write(lists.heads[class]);
+                key_cell(p).write(cache_key);
             }
-            c.lists.heads[class] = p;
-            c.lists.counts[class] += 1;
-        }
+            lists.heads[class] = p;
+            lists.counts[class] += 1;
+        });
         drop(heap);
         publish_counts(c);
         first

@@ -179,3 +179,35 @@ fn large_free_blocks_lose_their_pages_after_the_purge_delay() {
     assert!(resident <= 2, "{resident} pages still resident after the purge delay");
     assert_sound(&arena, "after the delayed purge");
 }
+
+#[test]
+fn a_run_of_blocks_is_cut_side_by_side_and_freed_back_whole() {
+    for fit in [Fit::First, Fit::Best, Fit::Worst] {
+        let arena = test_arena(fit);
+        let guard = alloc(&arena, 100);
+        // A hole of exactly five 96-byte blocks plus 16 bytes: the run takes all of it and
+        // the last block absorbs the leftover that is too small to be a block.
+        let hole = alloc(&arena, 5 * 96 + 16 - 8);
+        let fence = alloc(&arena, 100);
+        free(&arena, hole);
+        for (need, count) in [(96, 5), (32, 1), (48, 32), (1024, 7), (4096, 3)] {
+            let mut run = Vec::new();
+            let first = arena.lock().alloc_run(need, count, |p| run.push(p));
+            assert!(!first.is_null());
+            run.insert(0, first);
+            assert_eq!(run.len(), count, "fit {fit:?} need {need}");
+            for pair in run.windows(2) {
+                assert!(size_of_block(pair[0]) >= need);
+                assert_eq!(pair[1] as usize - pair[0] as usize, size_of_block(pair[0]), "not side by side");
+            }
+            assert_sound(&arena, "after a run");
+            for &p in run.iter().rev() {
+                free(&arena, p);
+            }
+            assert_sound(&arena, "after freeing a run");
+        }
+        free(&arena, guard);
+        free(&arena, fence);
+        assert_sound(&arena, "at the end");
+    }
+}
