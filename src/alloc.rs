@@ -177,7 +177,7 @@ pub fn deallocate(p: *mut u8, call: &'static str) {
                 fatal::misuse(call, p, Misuse::WrongHeap);
             }
             let size = header.size();
-            if size <= CACHED_BLOCK_MAX && thread_cache::push(p, class_of_block(size), call) {
+            if size <= CACHED_BLOCK_MAX && thread_cache::push(p, class_of_block(size), arena, call) {
                 return;
             }
             thread_cache::count_free();

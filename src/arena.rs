@@ -4,18 +4,24 @@
 //!
 //! Also here: lazy start-up on the first call, the `fork` handlers, and the exit report.
 
-use core::cell::{Cell, UnsafeCell};
+use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicI32, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
 use crate::bins::Fit;
 use crate::config::{self, StatsMode, MAX_ARENAS};
 use crate::heap::Heap;
 use crate::lock::RawLock;
+use crate::thread_cache;
 
 pub struct Arena {
     lock: RawLock,
     heap: UnsafeCell<Heap>,
+    /// Threads whose home this arena is (process arenas only).
+    residents: AtomicU32,
+    /// The thread (`thread_cache::thread_id`) that last allocated here through
+    /// `lock_local_arena`.
+    last_allocator: AtomicUsize,
 }
 
 // SAFETY: the heap is only reached through `ArenaGuard`, which holds the lock.
@@ -29,7 +35,7 @@ impl Default for Arena {
 
 impl Arena {
     pub const fn new(fit: Fit) -> Arena {
-        Arena { lock: RawLock::new(), heap: UnsafeCell::new(Heap::new(fit)) }
+        Arena { lock: RawLock::new(), heap: UnsafeCell::new(Heap::new(fit)), residents: AtomicU32::new(0), last_allocator: AtomicUsize::new(0) }
     }
 
     /// Makes the heap's regions point back at this arena. The arena must not move afterwards.
@@ -96,44 +102,73 @@ impl Drop for ArenaGuard<'_> {
 
 static ARENAS: [Arena; MAX_ARENAS] = [const { Arena::new(config::DEFAULT_FIT) }; MAX_ARENAS];
 static ARENA_COUNT: AtomicUsize = AtomicUsize::new(1);
-static NEXT_ARENA: AtomicUsize = AtomicUsize::new(0);
 
-const UNASSIGNED: usize = usize::MAX;
-thread_local! {
-    /// The arena this thread allocates from. Const-initialised and without `Drop`, so it is plain
-    /// TLS: no lazy registration, no allocation.
-    static THREAD_ARENA: Cell<usize> = const { Cell::new(UNASSIGNED) };
-}
-
-/// Locks the calling thread's arena, moving the thread to an idle arena if its own is busy.
+/// Locks the calling thread's arena (its home). A thread that finds its home busy waits for it
+/// if it was the last to allocate there — the holder is then a thread returning blocks, which a
+/// move would not escape (blocks go back to their region's arena) — and otherwise moves to the
+/// arena with the fewest resident threads.
 #[inline(always)]
 pub fn lock_local_arena() -> ArenaGuard<'static> {
-    let index = THREAD_ARENA.with(Cell::get);
-    if index != UNASSIGNED {
-        if let Some(guard) = ARENAS[index].try_lock() {
+    let home = thread_cache::with_arena_choice(|choice| choice.home_plus_one as usize);
+    if home != 0 {
+        if let Some(guard) = ARENAS[home - 1].try_lock() {
+            note_allocator(&ARENAS[home - 1]);
             return guard;
         }
     }
-    lock_local_arena_slow(index)
+    lock_local_arena_slow(home)
+}
+
+#[inline(always)]
+fn note_allocator(arena: &Arena) {
+    let me = thread_cache::thread_id();
+    if arena.last_allocator.load(Ordering::Relaxed) != me {
+        arena.last_allocator.store(me, Ordering::Relaxed);
+    }
 }
 
 #[cold]
-fn lock_local_arena_slow(index: usize) -> ArenaGuard<'static> {
-    let count = ARENA_COUNT.load(Ordering::Relaxed);
-    let home = if index == UNASSIGNED {
-        NEXT_ARENA.fetch_add(1, Ordering::Relaxed) % count
-    } else {
-        index
-    };
-    for step in 0..count {
-        let candidate = (home + step) % count;
-        if let Some(guard) = ARENAS[candidate].try_lock() {
-            THREAD_ARENA.with(|a| a.set(candidate));
-            return guard;
+fn lock_local_arena_slow(home_plus_one: usize) -> ArenaGuard<'static> {
+    if home_plus_one != 0 {
+        let home = &ARENAS[home_plus_one - 1];
+        if home.last_allocator.load(Ordering::Relaxed) == thread_cache::thread_id() {
+            return home.lock();
         }
     }
-    THREAD_ARENA.with(|a| a.set(home));
-    ARENAS[home].lock()
+    let count = ARENA_COUNT.load(Ordering::Relaxed);
+    let crowding = |i: usize| {
+        let residents = ARENAS[i].residents.load(Ordering::Relaxed);
+        // Leaving home makes it one resident emptier.
+        if i + 1 == home_plus_one { residents.saturating_sub(1) } else { residents }
+    };
+    let best = (0..count).min_by_key(|&i| crowding(i)).unwrap_or(0);
+    if best + 1 != home_plus_one {
+        if home_plus_one != 0 {
+            ARENAS[home_plus_one - 1].residents.fetch_sub(1, Ordering::Relaxed);
+        }
+        // A thread past its exit destructor allocates without settling anywhere.
+        if !thread_cache::is_exiting() {
+            ARENAS[best].residents.fetch_add(1, Ordering::Relaxed);
+            thread_cache::with_arena_choice(|choice| choice.home_plus_one = best as u32 + 1);
+        }
+    }
+    let guard = ARENAS[best].lock();
+    note_allocator(&ARENAS[best]);
+    guard
+}
+
+/// The calling thread is exiting: it no longer counts as a resident of its arena.
+pub fn leave_home() {
+    let home = thread_cache::with_arena_choice(|choice| core::mem::take(&mut choice.home_plus_one));
+    if home != 0 {
+        ARENAS[home as usize - 1].residents.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Process arena number `index`.
+#[inline(always)]
+pub fn process_arena(index: usize) -> *const Arena {
+    &ARENAS[index]
 }
 
 /// Whether `arena` is one of the process arenas (rather than a first-class heap's).
@@ -252,6 +287,12 @@ extern "C" fn after_fork_in_child() {
     crate::orphans::reset_in_child();
     for arena in &ARENAS[..ARENA_COUNT.load(Ordering::Relaxed)] {
         arena.lock.reset_in_child();
+        arena.residents.store(0, Ordering::Relaxed);
+    }
+    // The only thread left is this one.
+    let home = thread_cache::with_arena_choice(|choice| choice.home_plus_one as usize);
+    if home != 0 {
+        ARENAS[home - 1].residents.store(1, Ordering::Relaxed);
     }
 }
 

@@ -125,27 +125,45 @@ impl Heap {
         }
     }
 
-    /// Allocates up to `count` blocks of `need` bytes cut side by side from one free block (for
-    /// a thread cache's refill: one bin search and one split for the whole batch). Returns the
-    /// first payload, or null when the OS has no memory, and hands each further payload to
-    /// `more`. Without a free block large enough for all of them, it cuts as many as the
-    /// chosen block holds.
+    /// Allocates up to `count` blocks of `need` bytes for a thread cache's refill, cutting as
+    /// many as fit side by side from each free block chosen (one bin search and one split per
+    /// free block rather than per block). Free blocks are chosen as for a single block, so
+    /// holes are reused before the heap's large free blocks; a region is mapped only when no
+    /// free block fits even one. Returns the first payload, or null when the OS has no memory,
+    /// and hands each further payload to `more`.
     pub fn alloc_run(&mut self, need: usize, count: usize, mut more: impl FnMut(*mut u8)) -> *mut u8 {
         debug_assert!(count >= 1);
         self.purge_if_due();
-        let want = need * count;
-        // SAFETY: the bins invariant holds between calls, under the arena lock.
-        let block = match unsafe { self.bins.take(want, self.fit) } {
-            Some(block) => block,
-            // SAFETY: as above.
-            None => match unsafe { self.bins.take(need, self.fit) } {
+        let mut first: *mut u8 = null_mut();
+        let mut got = 0;
+        while got < count {
+            // SAFETY: the bins invariant holds between calls, under the arena lock.
+            let block = match unsafe { self.bins.take(need, self.fit) } {
                 Some(block) => block,
-                None => match self.grow(want) {
+                None if got > 0 => break,
+                None => match self.grow(need * count) {
                     Some(block) => block,
                     None => return null_mut(),
                 },
-            },
-        };
+            };
+            // SAFETY: `block` is a free block of this heap, off every list, of at least `need`.
+            got += unsafe {
+                self.cut_run(block, need, count - got, |p| {
+                    if first.is_null() {
+                        first = p;
+                    } else {
+                        more(p);
+                    }
+                })
+            };
+        }
+        first
+    }
+
+    /// Cuts up to `count` in-use blocks of `need` bytes from the start of the unlisted free
+    /// block `block`, hands their payloads to `each` in address order, lists what is left over
+    /// and returns how many were cut.
+    unsafe fn cut_run(&mut self, block: *mut u8, need: usize, count: usize, mut each: impl FnMut(*mut u8)) -> usize {
         // SAFETY: throughout, `block` is a free block of this heap, off every list, of at least
         // `need` bytes; the blocks cut from it stay inside it.
         unsafe {
@@ -162,9 +180,7 @@ impl Heap {
             for i in 0..count {
                 let this_size = if i + 1 == count { last_size } else { need };
                 write_header(at, this_size, true, i > 0 || header.prev_in_use());
-                if i > 0 {
-                    more(payload_of(at));
-                }
+                each(payload_of(at));
                 at = next_block(at, this_size);
             }
             if rest > 0 {
@@ -176,8 +192,8 @@ impl Heap {
             }
             self.counters.allocs += count as u64;
             self.note_in_use_grew(size - rest);
+            count
         }
-        payload_of(block)
     }
 
     /// Marks the unlisted free block `block` in use, splitting off what `need` leaves over.

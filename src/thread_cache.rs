@@ -87,6 +87,25 @@ const NEW: u8 = 0;
 const ACTIVE: u8 = 1;
 const DEAD: u8 = 2;
 
+/// A thread's arena (see `arena.rs`). Zero is the state of a new thread: no arena yet.
+#[repr(C)]
+pub struct ArenaChoice {
+    /// 1 + the index of the thread's arena, or 0 when it has none.
+    pub home_plus_one: u32,
+}
+
+/// A number that identifies the calling thread among live threads (its cache's address).
+#[inline(always)]
+pub fn thread_id() -> usize {
+    this_thread_cache() as usize
+}
+
+/// The calling thread's arena choice.
+#[inline(always)]
+pub fn with_arena_choice<R>(f: impl FnOnce(&mut ArenaChoice) -> R) -> R {
+    with_cache(|c| f(&mut c.arena))
+}
+
 /// One list of cached blocks per class.
 #[repr(C)]
 pub struct Lists {
@@ -110,6 +129,13 @@ struct ThreadCache {
     /// does not take (and at exit give back) a full batch.
     refills: [u8; CLASSES],
     state: u8,
+    /// Which arena this thread uses (kept here, in the one initial-exec TLS block, because a
+    /// shared library's `thread_local!` costs a `__tls_get_addr` call per access).
+    arena: ArenaChoice,
+    /// Blocks of other arenas freed by this thread, waiting to be returned in one batch (they
+    /// are of no use to this thread's allocations, so they are not kept in its lists).
+    remote_head: *mut u8,
+    remote_count: u32,
     /// Allocation and free calls made by this thread, not yet added to the process-wide counts.
     pending_allocs: u64,
     pending_frees: u64,
@@ -158,6 +184,9 @@ thread_local! {
             lists: Lists::EMPTY,
             refills: [0; CLASSES],
             state: NEW,
+            arena: ArenaChoice { home_plus_one: 0 },
+            remote_head: null_mut(),
+            remote_count: 0,
             pending_allocs: 0,
             pending_frees: 0,
         })
@@ -261,23 +290,27 @@ pub fn pop(class: usize) -> *mut u8 {
 /// Caches the in-use block `p` of class `class` instead of freeing it. False if this thread's
 /// cache is not taking blocks (not yet set up, or the thread is exiting).
 #[inline(always)]
-pub fn push(p: *mut u8, class: usize, call: &'static str) -> bool {
+pub fn push(p: *mut u8, class: usize, arena: *const Arena, call: &'static str) -> bool {
     with_cache(|c| {
         if c.state != ACTIVE {
-            return activate(c) && push_active(c, p, class, call);
+            return activate(c) && push_active(c, p, class, arena, call);
         }
-        push_active(c, p, class, call)
+        push_active(c, p, class, arena, call)
     })
 }
 
 #[inline(always)]
-fn push_active(c: &mut ThreadCache, p: *mut u8, class: usize, call: &'static str) -> bool {
+fn push_active(c: &mut ThreadCache, p: *mut u8, class: usize, arena: *const Arena, call: &'static str) -> bool {
     // SAFETY: `p` is an in-use block of at least MIN_BLOCK_SIZE - HEADER_SIZE = 24 bytes, which
     // the caller is giving up: its first two words are now ours.
     unsafe {
         if key_cell(p).read() == CACHE_KEY.load(Ordering::Relaxed) && is_cached_here(c, p, class) {
             let misuse = if call == "free" { Misuse::DoubleFree } else { Misuse::AlreadyFreed };
             fatal::misuse(call, p, misuse);
+        }
+        if !is_home(c, arena) {
+            push_remote(c, p);
+            return true;
         }
         if c.lists.counts[class] as usize >= list_limit(class) {
             trim_list(&mut c.lists, class, list_limit(class) / 2);
@@ -313,15 +346,59 @@ pub fn is_cached_by_this_thread(p: *mut u8, size: usize) -> bool {
 
 #[cold]
 fn is_cached_here(c: &ThreadCache, p: *mut u8, class: usize) -> bool {
-    let mut at = c.lists.heads[class];
-    while !at.is_null() {
-        if at == p {
-            return true;
+    [c.lists.heads[class], c.remote_head].into_iter().any(|head| {
+        let mut at = head;
+        while !at.is_null() {
+            if at == p {
+                return true;
+            }
+            // SAFETY: `at` is a cached block.
+            at = unsafe { next_cell(at).read() };
         }
-        // SAFETY: `at` is a cached block.
-        at = unsafe { next_cell(at).read() };
+        false
+    })
+}
+
+/// Whether `arena` is the calling thread's home arena.
+#[inline(always)]
+fn is_home(c: &ThreadCache, arena: *const Arena) -> bool {
+    let home = c.arena.home_plus_one as usize;
+    home != 0 && arena == crate::arena::process_arena(home - 1)
+}
+
+/// Remote blocks a thread holds before returning them (one lock per arena per batch).
+const REMOTE_BATCH: u32 = 32;
+
+/// Holds the block `p` of another arena for the next batch back to its arena.
+#[inline(always)]
+fn push_remote(c: &mut ThreadCache, p: *mut u8) {
+    // SAFETY: `p` is a block the caller gives up (see `push_active`).
+    unsafe {
+        next_cell(p).write(c.remote_head);
+        key_cell(p).write(CACHE_KEY.load(Ordering::Relaxed));
     }
-    false
+    c.remote_head = p;
+    c.remote_count += 1;
+    c.pending_frees += 1;
+    if c.remote_count >= REMOTE_BATCH {
+        return_remote(c);
+    }
+}
+
+/// Returns every held remote block to its arena.
+#[cold]
+fn return_remote(c: &mut ThreadCache) {
+    let mut head = core::mem::replace(&mut c.remote_head, null_mut());
+    c.remote_count = 0;
+    return_blocks(|| {
+        let p = head;
+        if !p.is_null() {
+            // SAFETY: `p` is a held block; its next cell is ours.
+            head = unsafe { next_cell(p).read() };
+        }
+        p
+    });
+    publish_counts(c);
 }
 
 /// Turns the cache on for this thread: registers the thread-exit destructor, and takes over the
@@ -359,12 +436,19 @@ pub fn init(random: usize) {
 
 extern "C" fn on_thread_exit(_: *mut libc::c_void) {
     with_cache(|c| {
+        return_remote(c);
         if !orphans::park(&mut c.lists) {
             trim_all(&mut c.lists);
         }
         c.state = DEAD;
         publish_counts(c);
     });
+    crate::arena::leave_home();
+}
+
+/// Whether the calling thread has run its exit destructor.
+pub fn is_exiting() -> bool {
+    with_cache(|c| c.state == DEAD)
 }
 
 /// Counts one allocation call served outside the cache.
@@ -389,7 +473,7 @@ pub fn publish_this_thread() {
 pub fn flush_this_thread() {
     with_cache(|c| {
         trim_all(&mut c.lists);
-        publish_counts(c);
+        return_remote(c);
     });
     let mut parked = Lists::EMPTY;
     while orphans::adopt(&mut parked) {
@@ -410,19 +494,32 @@ fn publish_counts(c: &mut ThreadCache) {
     c.pending_frees = 0;
 }
 
-/// Frees blocks from the front of list `class` into their arenas until `keep` remain, locking
-/// each arena once per run of consecutive blocks that belong to it.
+/// Frees blocks from the front of list `class` into their arenas until `keep` remain.
 #[cold]
 fn trim_list(lists: &mut Lists, class: usize, keep: usize) {
-    let mut held: Option<(*const Arena, ArenaGuard<'static>)> = None;
-    while lists.counts[class] as usize > keep {
-        let p = lists.heads[class];
-        // SAFETY: `p` is a cached block; after unlinking, it is an ordinary in-use block.
-        unsafe {
-            lists.heads[class] = next_cell(p).read();
-            key_cell(p).write(0);
+    return_blocks(|| {
+        if lists.counts[class] as usize <= keep {
+            return null_mut();
         }
+        let p = lists.heads[class];
+        // SAFETY: `p` is a cached block; its next cell is ours.
+        lists.heads[class] = unsafe { next_cell(p).read() };
         lists.counts[class] -= 1;
+        p
+    });
+}
+
+/// Frees the blocks `next` yields (until null) into their arenas, locking each arena once per
+/// run of consecutive blocks that belong to it.
+fn return_blocks(mut next: impl FnMut() -> *mut u8) {
+    let mut held: Option<(*const Arena, ArenaGuard<'static>)> = None;
+    loop {
+        let p = next();
+        if p.is_null() {
+            break;
+        }
+        // SAFETY: `p` was cached or held: clearing its key makes it an ordinary in-use block.
+        unsafe { key_cell(p).write(0) };
         let region = region_map::lookup(p as usize);
         // SAFETY: cached blocks are region blocks, and regions point at arenas that live as long
         // as their blocks.
@@ -452,10 +549,12 @@ fn refill_batch(limit: usize, refills: u8) -> usize {
 /// thread's arena under one lock, returns one block and caches the rest.
 #[cold]
 pub fn refill(class: usize) -> *mut u8 {
-    with_cache(|c| {
+    // Decided with the cache borrowed, then the borrow ends: locking the arena reads this
+    // thread's arena choice, which lives in the same TLS block.
+    let batch = with_cache(|c| {
         if c.state != ACTIVE {
             if !activate(c) {
-                return lock_local_arena().alloc(block_size_of_class(class));
+                return None;
             }
             let adopted = c.lists.heads[class];
             if !adopted.is_null() {
@@ -465,14 +564,22 @@ pub fn refill(class: usize) -> *mut u8 {
                     key_cell(adopted).write(0);
                 }
                 c.lists.counts[class] -= 1;
-                return adopted;
+                return Some(Err(adopted));
             }
         }
         let batch = refill_batch(list_limit(class), c.refills[class]);
         c.refills[class] = c.refills[class].saturating_add(1);
-        let need = block_size_of_class(class);
-        let mut heap = lock_local_arena();
-        let cache_key = CACHE_KEY.load(Ordering::Relaxed);
+        Some(Ok(batch))
+    });
+    let need = block_size_of_class(class);
+    let batch = match batch {
+        None => return lock_local_arena().alloc(need),
+        Some(Err(adopted)) => return adopted,
+        Some(Ok(batch)) => batch,
+    };
+    let mut heap = lock_local_arena();
+    let cache_key = CACHE_KEY.load(Ordering::Relaxed);
+    with_cache(|c| {
         let lists = &mut c.lists;
         let first = heap.alloc_run(need, batch, |p| {
             // SAFETY: `p` is a fresh in-use block of at least 24 bytes.
