@@ -181,12 +181,11 @@ fn large_free_blocks_lose_their_pages_after_the_purge_delay() {
 }
 
 #[test]
-fn a_run_of_blocks_is_cut_side_by_side_and_freed_back_whole() {
+fn a_run_of_blocks_fills_holes_first_and_is_freed_back_whole() {
     for fit in [Fit::First, Fit::Best, Fit::Worst] {
         let arena = test_arena(fit);
         let guard = alloc(&arena, 100);
-        // A hole of exactly five 96-byte blocks plus 16 bytes: the run takes all of it and
-        // the last block absorbs the leftover that is too small to be a block.
+        // A hole of exactly five 96-byte blocks plus 16 bytes, fenced in.
         let hole = alloc(&arena, 5 * 96 + 16 - 8);
         let fence = alloc(&arena, 100);
         free(&arena, hole);
@@ -196,9 +195,20 @@ fn a_run_of_blocks_is_cut_side_by_side_and_freed_back_whole() {
             assert!(!first.is_null());
             run.insert(0, first);
             assert_eq!(run.len(), count, "fit {fit:?} need {need}");
-            for pair in run.windows(2) {
-                assert!(size_of_block(pair[0]) >= need);
-                assert_eq!(pair[1] as usize - pair[0] as usize, size_of_block(pair[0]), "not side by side");
+            let mut sorted = run.clone();
+            sorted.sort();
+            for pair in sorted.windows(2) {
+                assert!(pair[0] as usize + size_of_block(pair[0]) <= pair[1] as usize, "blocks overlap");
+            }
+            assert!(run.iter().all(|&p| size_of_block(p) >= need));
+            if need == 96 && fit != Fit::Worst {
+                // The run fills the hole: side by side from its start, the last block taking
+                // the 16 bytes too small to be a block of their own.
+                assert_eq!(run[0], hole);
+                for pair in run.windows(2) {
+                    assert_eq!(pair[1] as usize - pair[0] as usize, size_of_block(pair[0]));
+                }
+                assert_eq!(size_of_block(run[4]), 96 + 16);
             }
             assert_sound(&arena, "after a run");
             for &p in run.iter().rev() {
