@@ -226,6 +226,14 @@ pub fn reallocate(p: *mut u8, size: usize) -> *mut u8 {
             if !arena::is_process_arena(unsafe { (*region).arena }) {
                 fatal::misuse("realloc", p, Misuse::WrongHeap);
             }
+            // A request the block still holds, without much to spare, keeps it as it is: no
+            // lock, and a string grown again soon grows in place.
+            if let Some(need) = block_size_for(size) {
+                let have = header.size();
+                if need <= have && have - need <= have / REALLOC_SLACK_KEPT_DIVISOR {
+                    return p;
+                }
+            }
             let old_capacity;
             {
                 // SAFETY: as in `deallocate`.
@@ -264,8 +272,20 @@ pub fn reallocate(p: *mut u8, size: usize) -> *mut u8 {
 }
 
 /// Allocates `size` bytes, copies what fits from `p` and frees `p`.
+/// A block shrunk by `realloc` keeps its slack up to this fraction of its size (1/4).
+const REALLOC_SLACK_KEPT_DIVISOR: usize = 4;
+
+/// Moves the payload to a new block of at least `size` bytes. A block that grows is given an
+/// eighth more than asked for (below the big-block cutoff), so that a string grown a few bytes
+/// at a time moves once per eighth of growth rather than on every call: fewer copies, and
+/// fewer holes of every size left behind.
 fn move_block(p: *mut u8, old_capacity: usize, size: usize) -> *mut u8 {
-    let fresh = allocate(size);
+    let ask = if size > old_capacity {
+        size.max(old_capacity + old_capacity / 8).min(config::mmap_threshold()).max(size)
+    } else {
+        size
+    };
+    let fresh = allocate(ask);
     if fresh.is_null() {
         return fresh;
     }

@@ -16,8 +16,9 @@ use core::sync::atomic::{AtomicU8, Ordering};
 
 use crate::thread_cache::Lists;
 
-/// Parked caches. A few are enough for threads that come and go in small batches.
-const SLOTS: usize = 8;
+/// Parked caches: enough for threads that come and go a few at a time, few enough that the
+/// blocks they hold stay a small share of a small program's memory.
+const SLOTS: usize = 4;
 
 const EMPTY: u8 = 0;
 const BUSY: u8 = 1;
