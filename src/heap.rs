@@ -102,7 +102,7 @@ impl Heap {
     /// mapping a new region if no free block fits; null when the OS has no memory.
     #[inline]
     pub fn alloc(&mut self, need: usize) -> *mut u8 {
-        self.purge_if_due();
+        self.purge_if_due(need);
         // SAFETY: the bins invariant holds between calls, under the arena lock.
         let block = match unsafe { self.bins.take(need, self.fit) } {
             Some(block) => block,
@@ -133,7 +133,7 @@ impl Heap {
     /// and hands each further payload to `more`.
     pub fn alloc_run(&mut self, need: usize, count: usize, mut more: impl FnMut(*mut u8)) -> *mut u8 {
         debug_assert!(count >= 1);
-        self.purge_if_due();
+        self.purge_if_due(need * count);
         let mut first: *mut u8 = null_mut();
         let mut got = 0;
         while got < count {
@@ -255,7 +255,7 @@ impl Heap {
         }
         self.counters.frees += 1;
         self.note_in_use_shrank(header.size());
-        self.purge_if_due();
+        self.purge_if_due(header.size());
         // SAFETY: the block is in use and ours.
         unsafe { self.release(block, header.size(), header.prev_in_use(), call) };
     }
@@ -332,13 +332,15 @@ impl Heap {
     }
 
     /// Releases the pages inside large free blocks once the purge delay has passed. Reading the
-    /// clock costs as much as a heap operation, so a busy heap reads it every
-    /// [`PURGE_CLOCK_EVERY`] operations only.
+    /// clock costs as much as a small heap operation, so operations on blocks under
+    /// [`crate::purge::PURGE_MIN_BLOCK`] read it every [`PURGE_CLOCK_EVERY`] operations only;
+    /// one on a larger block (`bytes`) reads it every time (such operations are few, and each
+    /// may be what keeps many pages resident).
     #[inline(always)]
-    pub(crate) fn purge_if_due(&mut self) {
+    pub(crate) fn purge_if_due(&mut self, bytes: usize) {
         if self.purge_at_ms != 0 {
             self.purge_clock_skips += 1;
-            if self.purge_clock_skips >= PURGE_CLOCK_EVERY {
+            if self.purge_clock_skips >= PURGE_CLOCK_EVERY || bytes >= crate::purge::PURGE_MIN_BLOCK {
                 self.purge_if_due_now();
             }
         }
