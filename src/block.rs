@@ -193,6 +193,36 @@ pub unsafe fn read_prev_footer(block: *mut u8) -> usize {
     unsafe { block.sub(8).cast::<usize>().read() }
 }
 
+/// A free block of at least [`FREE_SINCE_MIN_SIZE`] bytes records, in the word after its list
+/// links, when it became free (monotonic milliseconds), or [`PAGES_RELEASED`] once the pages
+/// inside it have been given back (or were never touched): the delayed purge releases only
+/// memory that has stayed free for the whole delay.
+pub const FREE_SINCE_MIN_SIZE: usize = crate::purge::PURGE_MIN_BLOCK;
+pub const PAGES_RELEASED: u64 = u64::MAX;
+const FREE_SINCE_OFFSET: usize = 24;
+
+/// Records when the free block `block` (at least [`FREE_SINCE_MIN_SIZE`] bytes) became free.
+///
+/// # Safety
+/// The block must be free, at least `FREE_SINCE_MIN_SIZE` bytes, and owned by the caller's
+/// locked heap.
+#[inline(always)]
+pub unsafe fn write_free_since(block: *mut u8, ms: u64) {
+    debug_assert!(FREE_SINCE_OFFSET + 8 <= FREE_SINCE_MIN_SIZE - 8);
+    // SAFETY: the word lies between the links and the footer of a block this large.
+    unsafe { block.add(FREE_SINCE_OFFSET).cast::<u64>().write(ms) }
+}
+
+/// When the free block `block` became free (see [`write_free_since`]).
+///
+/// # Safety
+/// As for [`write_free_since`].
+#[inline(always)]
+pub unsafe fn read_free_since(block: *mut u8) -> u64 {
+    // SAFETY: as above.
+    unsafe { block.add(FREE_SINCE_OFFSET).cast::<u64>().read() }
+}
+
 /// The doubly linked free-list cells stored in a free block's payload.
 ///
 /// # Safety

@@ -4,7 +4,7 @@
 
 use core::fmt::Write;
 
-use crate::block::{read_header, MIN_BLOCK_SIZE, SIZE_GRANULE};
+use crate::block::{read_free_since, read_header, FREE_SINCE_MIN_SIZE, MIN_BLOCK_SIZE, PAGES_RELEASED, SIZE_GRANULE};
 use crate::bins::Bins;
 use crate::fmt::StackBuf;
 use crate::heap::Heap;
@@ -126,6 +126,13 @@ fn walk_region(region: *mut Region, findings: &mut Findings) -> RegionWalk {
             let footer = unsafe { block.add(size - 8).cast::<usize>().read() };
             if footer != size {
                 findings.fail("free block footer disagrees with its header", block as usize);
+            }
+            if size >= FREE_SINCE_MIN_SIZE {
+                // SAFETY: a free block this large records when it became free.
+                let since = unsafe { read_free_since(block) };
+                if since != PAGES_RELEASED && since > crate::os::monotonic_ms() {
+                    findings.fail("large free block became free in the future", block as usize);
+                }
             }
             walk.free_blocks += 1;
             // SAFETY: `region` is live.

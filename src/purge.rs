@@ -5,7 +5,9 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::bins::Bins;
-use crate::block::{read_header, MIN_BLOCK_SIZE};
+use crate::block::{
+    read_free_since, read_header, write_free_since, FREE_SINCE_MIN_SIZE, MIN_BLOCK_SIZE, PAGES_RELEASED,
+};
 use crate::heap::Heap;
 use crate::size_class::{bin_for_size, BIN_COUNT};
 use crate::os::{self, PAGE_SIZE};
@@ -40,22 +42,34 @@ pub fn purge_due_arenas() {
 /// smaller ones are likely to be reused soon and hold at most a page or two.
 pub const PURGE_MIN_BLOCK: usize = 64 << 10;
 
-/// Releases the pages inside every free block of at least [`PURGE_MIN_BLOCK`] bytes (the
-/// delayed purge: blocks stay listed and mapped, only their physical pages go).
-pub fn purge_large_free_blocks(heap: &mut Heap) -> usize {
+/// The delayed purge: releases the pages inside every free block of at least
+/// [`PURGE_MIN_BLOCK`] bytes that has been free for the whole delay (blocks stay listed and
+/// mapped, only their physical pages go). Returns when the next block comes due (0: none).
+pub fn purge_large_free_blocks(heap: &mut Heap, now: u64) -> u64 {
+    let delay = crate::config::get().purge_delay_ms;
     let mut released = 0;
+    let mut next_due = u64::MAX;
     for bin in bin_for_size(PURGE_MIN_BLOCK)..BIN_COUNT {
         let mut block = heap.bins.head(bin);
         while !block.is_null() {
-            // SAFETY: listed blocks are free blocks of this locked heap.
-            let size = unsafe { read_header(block) }.size();
-            released += release_pages_inside(block, size);
+            // SAFETY: listed blocks are free blocks of this locked heap; those of this size
+            // record when they became free.
+            let (size, since) = unsafe { (read_header(block).size(), read_free_since(block)) };
+            if since != PAGES_RELEASED {
+                if now.saturating_sub(since) >= delay {
+                    released += release_pages_inside(block, size);
+                    // SAFETY: as above.
+                    unsafe { write_free_since(block, PAGES_RELEASED) };
+                } else {
+                    next_due = next_due.min(since + delay);
+                }
+            }
             // SAFETY: as above.
             block = unsafe { Bins::next_on_list(block) };
         }
     }
     crate::stats::note_purged(released);
-    released
+    if next_due == u64::MAX { 0 } else { next_due }
 }
 
 /// Releases what `heap` does not use; returns the bytes given back.
@@ -85,6 +99,10 @@ pub fn purge_heap(heap: &mut Heap) -> usize {
                 let h = unsafe { read_header(block) };
                 if !h.in_use() {
                     released += release_pages_inside(block, h.size());
+                    if h.size() >= FREE_SINCE_MIN_SIZE {
+                        // SAFETY: a free block this large records its purge state.
+                        unsafe { write_free_since(block, PAGES_RELEASED) };
+                    }
                 }
                 block = block.wrapping_add(h.size());
             }

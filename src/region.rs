@@ -95,6 +95,10 @@ impl Region {
             let span = Self::span(region);
             write_header(first, span, false, true);
             crate::block::write_footer(first, span);
+            if span >= crate::block::FREE_SINCE_MIN_SIZE {
+                // Fresh pages were never touched: nothing to release.
+                crate::block::write_free_since(first, crate::block::PAGES_RELEASED);
+            }
             write_header(Self::sentinel(region), 0, true, false);
         }
         if !crate::region_map::register(region, size) {

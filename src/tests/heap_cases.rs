@@ -221,3 +221,36 @@ fn a_run_of_blocks_fills_holes_first_and_is_freed_back_whole() {
         assert_sound(&arena, "at the end");
     }
 }
+
+#[test]
+fn the_delayed_purge_releases_only_blocks_free_for_the_whole_delay() {
+    let arena = test_arena(Fit::Best);
+    let delay = std::time::Duration::from_millis(crate::config::DEFAULT_PURGE_DELAY_MS + 100);
+    let _keep = alloc(&arena, 64);
+    let old = alloc(&arena, 600_000);
+    let _fence = alloc(&arena, 64);
+    let fresh = alloc(&arena, 600_000);
+    let _fence2 = alloc(&arena, 64);
+    // SAFETY: both blocks have 600000 usable bytes.
+    unsafe {
+        old.write_bytes(1, 600_000);
+        fresh.write_bytes(2, 600_000);
+    }
+    free(&arena, old);
+    std::thread::sleep(delay);
+    free(&arena, fresh);
+    for _ in 0..crate::heap::PURGE_CLOCK_EVERY {
+        let p = alloc(&arena, 64);
+        free(&arena, p);
+    }
+    assert!(resident_pages(old, 600_000) <= 2, "the old free block kept its pages");
+    assert!(resident_pages(fresh, 600_000) > 140, "a block freed just now lost its pages");
+    assert_sound(&arena, "after the first purge");
+    std::thread::sleep(delay);
+    for _ in 0..crate::heap::PURGE_CLOCK_EVERY {
+        let p = alloc(&arena, 64);
+        free(&arena, p);
+    }
+    assert!(resident_pages(fresh, 600_000) <= 2, "the second block was not purged once due");
+    assert_sound(&arena, "after the second purge");
+}
