@@ -173,12 +173,14 @@ pub fn deallocate(p: *mut u8, call: &'static str) {
             }
             // SAFETY: regions point at their arena, which lives as long as its blocks.
             let arena = unsafe { (*region).arena };
-            if !arena::is_process_arena(arena) {
-                fatal::misuse(call, p, Misuse::WrongHeap);
-            }
             let size = header.size();
+            // The cache takes only blocks of process arenas (it checks unless the arena is the
+            // thread's own); anything else is refused and diagnosed below.
             if size <= CACHED_BLOCK_MAX && thread_cache::push(p, class_of_block(size), arena, call) {
                 return;
+            }
+            if !arena::is_process_arena(arena) {
+                fatal::misuse(call, p, Misuse::WrongHeap);
             }
             thread_cache::count_free();
             // SAFETY: process arenas live for the whole process.

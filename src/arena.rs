@@ -109,10 +109,12 @@ static ARENA_COUNT: AtomicUsize = AtomicUsize::new(1);
 /// arena with the fewest resident threads.
 #[inline(always)]
 pub fn lock_local_arena() -> ArenaGuard<'static> {
-    let home = thread_cache::with_arena_choice(|choice| choice.home_plus_one as usize);
-    if home != 0 {
-        if let Some(guard) = ARENAS[home - 1].try_lock() {
-            note_allocator(&ARENAS[home - 1]);
+    let home = thread_cache::with_arena_choice(|choice| choice.home);
+    if !home.is_null() {
+        // SAFETY: a home is always one of the static process arenas.
+        let home = unsafe { &*home };
+        if let Some(guard) = home.try_lock() {
+            note_allocator(home);
             return guard;
         }
     }
@@ -128,47 +130,43 @@ fn note_allocator(arena: &Arena) {
 }
 
 #[cold]
-fn lock_local_arena_slow(home_plus_one: usize) -> ArenaGuard<'static> {
-    if home_plus_one != 0 {
-        let home = &ARENAS[home_plus_one - 1];
+fn lock_local_arena_slow(home: *const Arena) -> ArenaGuard<'static> {
+    // SAFETY: as in `lock_local_arena`.
+    if let Some(home) = unsafe { home.as_ref() } {
         if home.last_allocator.load(Ordering::Relaxed) == thread_cache::thread_id() {
             return home.lock();
         }
     }
     let count = ARENA_COUNT.load(Ordering::Relaxed);
-    let crowding = |i: usize| {
-        let residents = ARENAS[i].residents.load(Ordering::Relaxed);
+    let crowding = |arena: &Arena| {
+        let residents = arena.residents.load(Ordering::Relaxed);
         // Leaving home makes it one resident emptier.
-        if i + 1 == home_plus_one { residents.saturating_sub(1) } else { residents }
+        if core::ptr::eq(arena, home) { residents.saturating_sub(1) } else { residents }
     };
-    let best = (0..count).min_by_key(|&i| crowding(i)).unwrap_or(0);
-    if best + 1 != home_plus_one {
-        if home_plus_one != 0 {
-            ARENAS[home_plus_one - 1].residents.fetch_sub(1, Ordering::Relaxed);
+    let best: &'static Arena = ARENAS[..count].iter().min_by_key(|a| crowding(a)).unwrap_or(&ARENAS[0]);
+    if !core::ptr::eq(best, home) {
+        // SAFETY: as in `lock_local_arena`.
+        if let Some(home) = unsafe { home.as_ref() } {
+            home.residents.fetch_sub(1, Ordering::Relaxed);
         }
         // A thread past its exit destructor allocates without settling anywhere.
         if !thread_cache::is_exiting() {
-            ARENAS[best].residents.fetch_add(1, Ordering::Relaxed);
-            thread_cache::with_arena_choice(|choice| choice.home_plus_one = best as u32 + 1);
+            best.residents.fetch_add(1, Ordering::Relaxed);
+            thread_cache::with_arena_choice(|choice| choice.home = best);
         }
     }
-    let guard = ARENAS[best].lock();
-    note_allocator(&ARENAS[best]);
+    let guard = best.lock();
+    note_allocator(best);
     guard
 }
 
 /// The calling thread is exiting: it no longer counts as a resident of its arena.
 pub fn leave_home() {
-    let home = thread_cache::with_arena_choice(|choice| core::mem::take(&mut choice.home_plus_one));
-    if home != 0 {
-        ARENAS[home as usize - 1].residents.fetch_sub(1, Ordering::Relaxed);
+    let home = thread_cache::with_arena_choice(|choice| core::mem::replace(&mut choice.home, core::ptr::null()));
+    // SAFETY: as in `lock_local_arena`.
+    if let Some(home) = unsafe { home.as_ref() } {
+        home.residents.fetch_sub(1, Ordering::Relaxed);
     }
-}
-
-/// Process arena number `index`.
-#[inline(always)]
-pub fn process_arena(index: usize) -> *const Arena {
-    &ARENAS[index]
 }
 
 /// Whether `arena` is one of the process arenas (rather than a first-class heap's).
@@ -290,9 +288,10 @@ extern "C" fn after_fork_in_child() {
         arena.residents.store(0, Ordering::Relaxed);
     }
     // The only thread left is this one.
-    let home = thread_cache::with_arena_choice(|choice| choice.home_plus_one as usize);
-    if home != 0 {
-        ARENAS[home - 1].residents.store(1, Ordering::Relaxed);
+    let home = thread_cache::with_arena_choice(|choice| choice.home);
+    // SAFETY: as in `lock_local_arena`.
+    if let Some(home) = unsafe { home.as_ref() } {
+        home.residents.store(1, Ordering::Relaxed);
     }
 }
 

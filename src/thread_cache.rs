@@ -90,8 +90,8 @@ const DEAD: u8 = 2;
 /// A thread's arena (see `arena.rs`). Zero is the state of a new thread: no arena yet.
 #[repr(C)]
 pub struct ArenaChoice {
-    /// 1 + the index of the thread's arena, or 0 when it has none.
-    pub home_plus_one: u32,
+    /// The thread's arena (a process arena), or null when it has none.
+    pub home: *const Arena,
 }
 
 /// A number that identifies the calling thread among live threads (its cache's address).
@@ -184,7 +184,7 @@ thread_local! {
             lists: Lists::EMPTY,
             refills: [0; CLASSES],
             state: NEW,
-            arena: ArenaChoice { home_plus_one: 0 },
+            arena: ArenaChoice { home: core::ptr::null() },
             remote_head: null_mut(),
             remote_count: 0,
             pending_allocs: 0,
@@ -309,6 +309,9 @@ fn push_active(c: &mut ThreadCache, p: *mut u8, class: usize, arena: *const Aren
             fatal::misuse(call, p, misuse);
         }
         if !is_home(c, arena) {
+            if !crate::arena::is_process_arena(arena) {
+                return false;
+            }
             push_remote(c, p);
             return true;
         }
@@ -362,8 +365,7 @@ fn is_cached_here(c: &ThreadCache, p: *mut u8, class: usize) -> bool {
 /// Whether `arena` is the calling thread's home arena.
 #[inline(always)]
 fn is_home(c: &ThreadCache, arena: *const Arena) -> bool {
-    let home = c.arena.home_plus_one as usize;
-    home != 0 && arena == crate::arena::process_arena(home - 1)
+    arena == c.arena.home
 }
 
 /// Remote blocks a thread holds before returning them (one lock per arena per batch).
