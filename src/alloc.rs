@@ -293,8 +293,25 @@ fn move_block(p: *mut u8, old_capacity: usize, size: usize) -> *mut u8 {
     }
     // SAFETY: both blocks are live and distinct; each holds at least the bytes copied.
     unsafe { core::ptr::copy_nonoverlapping(p, fresh, old_capacity.min(size)) };
-    deallocate(p, "realloc");
+    free_outgrown(p);
     fresh
+}
+
+/// Frees a block that `realloc` moved out of. A block left behind by growth is rarely wanted
+/// again at its size soon, so it goes straight back to its heap, where it can merge with its
+/// neighbours, rather than into this thread's cache.
+fn free_outgrown(p: *mut u8) {
+    if let Located::Small(region, block, _) = locate(p, "realloc") {
+        // SAFETY: regions point at their arena, which lives as long as its blocks.
+        let arena = unsafe { (*region).arena };
+        if arena::is_process_arena(arena) {
+            thread_cache::count_free();
+            // SAFETY: `locate` validated the block; process arenas live for the whole process.
+            unsafe { (*arena).lock().free_block(block, "realloc") };
+            return;
+        }
+    }
+    deallocate(p, "realloc");
 }
 
 /// Bytes usable at `p` (not null).
