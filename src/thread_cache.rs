@@ -439,6 +439,9 @@ pub fn init(random: usize) {
 extern "C" fn on_thread_exit(_: *mut libc::c_void) {
     with_cache(|c| {
         return_remote(c);
+        for class in 0..CLASSES {
+            trim_list(&mut c.lists, class, list_limit(class) / PARKED_LIST_DIVISOR);
+        }
         if !orphans::park(&mut c.lists) {
             trim_all(&mut c.lists);
         }
@@ -447,6 +450,11 @@ extern "C" fn on_thread_exit(_: *mut libc::c_void) {
     });
     crate::arena::leave_home();
 }
+
+/// A parked cache keeps at most this fraction of each list's limit: enough for the adopter to
+/// start warm, little enough that parked caches hold few blocks nobody may ask for again
+/// (thread-churn benchmark: peak RSS 5.0-5.4 MiB parking whole lists, 4.2-4.8 MiB with a quarter).
+const PARKED_LIST_DIVISOR: usize = 4;
 
 /// Whether the calling thread has run its exit destructor.
 pub fn is_exiting() -> bool {
