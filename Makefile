@@ -7,6 +7,8 @@
 #                          test-c         the C tests, preloaded / linked / static
 #                          test-misuse    misuse is reported and aborts
 #                          test-real      python, perl, git, gcc, bash, sort, tar under binmalloc
+#                          test-loom      the lock algorithm under loom, every interleaving
+#                          test-miri      the heap core's Rust tests under Miri
 #                          test-course    the coursework library (course/, c_tests/course/)
 #                          test-faults    out-of-memory handling by fault injection
 #                          test-memory-return  freed memory leaves the resident set
@@ -15,7 +17,8 @@
 #                          test-suites    CPython's and numpy's own test suites, glibc vs binmalloc
 #                          test-fuzz      fuzzed operation sequences (C harness, libFuzzer, cargo fuzz)
 #                          check-install  make install + pkg-config into a scratch prefix
-#   make stress          the multi-threaded C tests with STRESS_SCALE=10
+#   make stress          the multi-threaded C tests with STRESS_SCALE=10 (and longer runs of
+#                        loom, fault, fuzz and suite stages)
 #   make demo            a real program under binmalloc, with the statistics
 #   make bench           scripts/bench.sh
 #   make install         PREFIX=/usr/local, DESTDIR respected
@@ -48,7 +51,7 @@ LINKED_BINS  := $(addprefix $(BUILD)/linked/,$(C_TESTS) test_header test_heaps)
 STATIC_BINS  := $(BUILD)/static/test_abi
 
 .PHONY: all build test test-rust check-header c-tests test-c test-misuse test-real \
-        test-course test-faults test-memory-return test-heapmap test-valgrind test-suites test-fuzz \
+        test-loom test-miri test-course test-faults test-memory-return test-heapmap test-valgrind test-suites test-fuzz \
         check-install stress demo bench install uninstall clean
 
 all: build
@@ -95,8 +98,14 @@ test-misuse: build
 test-real: build
 	@scripts/test_real_programs.sh
 
-# suites kept beside these: the coursework library, fault injection, memory
-# returned to the OS, the heap picture
+# suites kept beside these: the lock under loom, the heap core under Miri, the
+# coursework library, fault injection, memory returned to the OS, the heap picture
+test-loom:
+	@scripts/test_loom.sh
+
+test-miri:
+	@scripts/test_miri.sh
+
 test-course:
 	@scripts/test_course.sh
 
@@ -144,6 +153,7 @@ check-install: build
 
 stress: c-tests
 	@scripts/test_c.sh --stress
+	@STRESS=1 scripts/test_loom.sh
 	@STRESS=1 scripts/test_faults.sh
 	@STRESS=1 scripts/test_fuzz.sh
 	@STRESS=1 scripts/test_suites.sh

@@ -3,9 +3,9 @@
 # fails, so that one run shows everything - and closes with a summary table
 # and a total "N passed, M failed" over all stages' individual tests.
 #
-# Stages: test-rust, check-header, test-c, test-misuse, test-real, test-course,
-# test-faults, test-memory-return, test-heapmap, test-valgrind, test-suites,
-# test-fuzz, check-install (see the
+# Stages: test-rust, check-header, test-c, test-misuse, test-real, test-loom,
+# test-miri, test-course, test-faults, test-memory-return, test-heapmap,
+# test-valgrind, test-suites, test-fuzz, check-install (see the
 # Makefile). Logs: build/test-logs/<stage>.log
 set -uo pipefail
 
@@ -17,7 +17,7 @@ MAKE="${MAKE:-make}"
 
 stages=(test-rust check-header test-c test-misuse test-real)
 # suites with scripts of their own, run when present
-for extra in course faults memory_return heapmap valgrind suites fuzz; do
+for extra in loom miri course faults memory_return heapmap valgrind suites fuzz; do
     [[ -f scripts/test_$extra.sh ]] && stages+=("test-${extra//_/-}")
 done
 stages+=(check-install)

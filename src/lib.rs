@@ -12,7 +12,7 @@
 //! - [`thread_cache`]: the per-thread fast path of small blocks, taking no lock.
 //! - [`user_heap`]: first-class heaps a program creates and destroys as a whole.
 //! - [`large`]: requests above the big-allocation cutoff, straight to mmap.
-//! - [`lock`]: a futex lock that never allocates.
+//! - [`lock`]: a futex lock that never allocates; [`valgrind`]: telling helgrind and drd about it.
 //! - [`config`], [`stats`], [`fatal`], [`check`], [`fmt`], [`dump`]: options, counters, dying,
 //!   the heap checker, allocation-free formatting and the JSON heap dump.
 
@@ -39,6 +39,7 @@ pub mod size_class;
 pub mod stats;
 pub mod thread_cache;
 pub mod user_heap;
+pub mod valgrind;
 
 #[cfg(test)]
 mod tests;

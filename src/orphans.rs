@@ -37,8 +37,24 @@ const UNUSED_SLOT: Slot = Slot { state: AtomicU8::new(EMPTY), lists: UnsafeCell:
 
 static PARKED: [Slot; SLOTS] = [UNUSED_SLOT; SLOTS];
 
+/// Claims `slot` in state `from`; whatever the previous claimant did is visible afterwards
+/// (told to valgrind's race detectors too, which do not model the atomics).
 fn claim(slot: &Slot, from: u8) -> bool {
-    slot.state.compare_exchange(from, BUSY, Ordering::Acquire, Ordering::Relaxed).is_ok()
+    let claimed = slot.state.compare_exchange(from, BUSY, Ordering::Acquire, Ordering::Relaxed).is_ok();
+    if claimed {
+        crate::valgrind::happens_after(slot_tag(slot));
+    }
+    claimed
+}
+
+/// Releases a claimed `slot` in state `to`.
+fn release(slot: &Slot, to: u8) {
+    crate::valgrind::happens_before(slot_tag(slot));
+    slot.state.store(to, Ordering::Release);
+}
+
+fn slot_tag(slot: &Slot) -> *const u8 {
+    (slot as *const Slot).cast()
 }
 
 /// Parks `lists` (moving its blocks out of it); false if every slot is taken.
@@ -47,7 +63,7 @@ pub fn park(lists: &mut Lists) -> bool {
         if slot.state.load(Ordering::Relaxed) == EMPTY && claim(slot, EMPTY) {
             // SAFETY: this thread claimed the slot (state BUSY), so nobody else touches it.
             unsafe { core::mem::swap(&mut *slot.lists.get(), lists) };
-            slot.state.store(FULL, Ordering::Release);
+            release(slot, FULL);
             return true;
         }
     }
@@ -61,7 +77,7 @@ pub fn adopt(lists: &mut Lists) -> bool {
         if slot.state.load(Ordering::Relaxed) == FULL && claim(slot, FULL) {
             // SAFETY: claimed as in `park`.
             unsafe { core::mem::swap(&mut *slot.lists.get(), lists) };
-            slot.state.store(EMPTY, Ordering::Release);
+            release(slot, EMPTY);
             return true;
         }
     }

@@ -1,11 +1,9 @@
 //! The only module that talks to the kernel. Out-of-memory becomes `None`; a failure that can
 //! only mean a bug in binmalloc (munmap of a range we mapped) is fatal.
 
-use core::ffi::c_void;
 use core::cell::Cell;
-use core::ptr::{null_mut, NonNull};
+use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, Ordering};
-use rustix::mm::{self, Advice, MapFlags, MremapFlags, ProtFlags};
 
 /// The granularity of every mapping. x86-64 and aarch64 Linux both use 4 KiB base pages for
 /// anonymous private mappings; `page_size_is_base_page` in the tests guards the assumption.
@@ -66,36 +64,19 @@ pub fn map(len: usize) -> Option<NonNull<u8>> {
     if injected_failure() {
         return None;
     }
-    // SAFETY: a fresh anonymous mapping at an address of the kernel's choosing aliases nothing.
-    let p = unsafe {
-        mm::mmap_anonymous(null_mut(), len, ProtFlags::READ | ProtFlags::WRITE, MapFlags::PRIVATE)
-    };
-    p.ok().and_then(|p| NonNull::new(p.cast()))
+    sys::map(len)
 }
 
-/// Maps `len` bytes aligned to `align` (a power of two, a multiple of the page size) by mapping
-/// `len + align - PAGE_SIZE` and returning the slack at both ends, so no more address space than
-/// that is ever held, and only for the duration of this call.
+/// Maps `len` bytes aligned to `align` (a power of two, a multiple of the page size).
 pub fn map_aligned(len: usize, align: usize) -> Option<NonNull<u8>> {
     debug_assert!(align.is_power_of_two() && align % PAGE_SIZE == 0 && len % PAGE_SIZE == 0);
     if align <= PAGE_SIZE {
         return map(len);
     }
-    let padded = len.checked_add(align - PAGE_SIZE)?;
-    let base = map(padded)?.as_ptr() as usize;
-    let start = align_up(base, align)?;
-    let head = start - base;
-    let tail = padded - head - len;
-    // SAFETY: both ranges lie inside the mapping just made and nothing refers to them.
-    unsafe {
-        if head > 0 {
-            unmap(base as *mut u8, head);
-        }
-        if tail > 0 {
-            unmap((start + len) as *mut u8, tail);
-        }
+    if injected_failure() {
+        return None;
     }
-    NonNull::new(start as *mut u8)
+    sys::map_aligned(len, align)
 }
 
 /// Returns a mapping (or a page-aligned part of one) to the kernel.
@@ -105,7 +86,7 @@ pub fn map_aligned(len: usize, align: usize) -> Option<NonNull<u8>> {
 /// touch again.
 pub unsafe fn unmap(ptr: *mut u8, len: usize) {
     // SAFETY: guaranteed by the caller.
-    if unsafe { mm::munmap(ptr.cast::<c_void>(), len) }.is_err() {
+    if unsafe { sys::unmap(ptr, len) }.is_err() {
         crate::fatal::internal("munmap of a range binmalloc mapped failed");
     }
 }
@@ -120,8 +101,7 @@ pub unsafe fn remap(ptr: *mut u8, old_len: usize, new_len: usize) -> Option<NonN
         return None;
     }
     // SAFETY: guaranteed by the caller.
-    let p = unsafe { mm::mremap(ptr.cast(), old_len, new_len, MremapFlags::MAYMOVE) };
-    p.ok().and_then(|p| NonNull::new(p.cast()))
+    unsafe { sys::remap(ptr, old_len, new_len) }
 }
 
 /// Gives the physical pages behind `[ptr, ptr + len)` back to the kernel while keeping the
@@ -131,7 +111,121 @@ pub unsafe fn remap(ptr: *mut u8, old_len: usize, new_len: usize) -> Option<NonN
 /// The range must be page-aligned, mapped by binmalloc, and hold nothing anyone still needs.
 pub unsafe fn purge(ptr: *mut u8, len: usize) {
     // SAFETY: guaranteed by the caller.
-    let _ = unsafe { mm::madvise(ptr.cast(), len, Advice::LinuxDontNeed) };
+    unsafe { sys::purge(ptr, len) }
+}
+
+/// The system calls behind the functions above.
+#[cfg(not(miri))]
+mod sys {
+    use core::ffi::c_void;
+    use core::ptr::{null_mut, NonNull};
+    use rustix::mm::{self, Advice, MapFlags, MremapFlags, ProtFlags};
+
+    use super::{align_up, PAGE_SIZE};
+
+    pub fn map(len: usize) -> Option<NonNull<u8>> {
+        // SAFETY: a fresh anonymous mapping at an address of the kernel's choosing aliases nothing.
+        let p = unsafe {
+            mm::mmap_anonymous(null_mut(), len, ProtFlags::READ | ProtFlags::WRITE, MapFlags::PRIVATE)
+        };
+        p.ok().and_then(|p| NonNull::new(p.cast()))
+    }
+
+    /// Maps `len + align - PAGE_SIZE` bytes and returns the slack at both ends, so no more
+    /// address space than that is ever held, and only for the duration of this call.
+    pub fn map_aligned(len: usize, align: usize) -> Option<NonNull<u8>> {
+        let padded = len.checked_add(align - PAGE_SIZE)?;
+        let base = map(padded)?.as_ptr() as usize;
+        let start = align_up(base, align)?;
+        let head = start - base;
+        let tail = padded - head - len;
+        // SAFETY: both ranges lie inside the mapping just made and nothing refers to them.
+        unsafe {
+            if head > 0 {
+                super::unmap(base as *mut u8, head);
+            }
+            if tail > 0 {
+                super::unmap((start + len) as *mut u8, tail);
+            }
+        }
+        NonNull::new(start as *mut u8)
+    }
+
+    /// # Safety
+    /// As for [`super::unmap`].
+    pub unsafe fn unmap(ptr: *mut u8, len: usize) -> Result<(), ()> {
+        // SAFETY: guaranteed by the caller.
+        unsafe { mm::munmap(ptr.cast::<c_void>(), len) }.map_err(|_| ())
+    }
+
+    /// # Safety
+    /// As for [`super::remap`].
+    pub unsafe fn remap(ptr: *mut u8, old_len: usize, new_len: usize) -> Option<NonNull<u8>> {
+        // SAFETY: guaranteed by the caller.
+        let p = unsafe { mm::mremap(ptr.cast(), old_len, new_len, MremapFlags::MAYMOVE) };
+        p.ok().and_then(|p| NonNull::new(p.cast()))
+    }
+
+    /// # Safety
+    /// As for [`super::purge`].
+    pub unsafe fn purge(ptr: *mut u8, len: usize) {
+        // SAFETY: guaranteed by the caller.
+        let _ = unsafe { mm::madvise(ptr.cast(), len, Advice::LinuxDontNeed) };
+    }
+}
+
+/// Under Miri, which cannot make these system calls, a mapping is a zeroed allocation from the
+/// Rust allocator (Miri's own), so the heap code above runs unchanged and Miri checks every
+/// access it makes. All mappings share one alignment, so that an unmap, which is told only the
+/// length, frees with the layout it allocated: Miri then also checks that each unmap names a
+/// whole mapping with its exact length. Larger alignments are refused as out of memory.
+#[cfg(miri)]
+mod sys {
+    extern crate std;
+    use core::ptr::NonNull;
+    use std::alloc::{alloc_zeroed, dealloc, Layout};
+
+    const ALIGN: usize = crate::region::REGION_ALIGN;
+
+    pub fn map(len: usize) -> Option<NonNull<u8>> {
+        map_aligned(len, ALIGN)
+    }
+
+    pub fn map_aligned(len: usize, align: usize) -> Option<NonNull<u8>> {
+        if align > ALIGN {
+            return None;
+        }
+        let layout = Layout::from_size_align(len, ALIGN).ok()?;
+        // SAFETY: `len` is not zero.
+        NonNull::new(unsafe { alloc_zeroed(layout) })
+    }
+
+    /// # Safety
+    /// As for [`super::unmap`]; in addition the range is a whole mapping.
+    pub unsafe fn unmap(ptr: *mut u8, len: usize) -> Result<(), ()> {
+        // SAFETY: `ptr` came from `map_aligned` with this length (Miri reports it if not).
+        unsafe { dealloc(ptr, Layout::from_size_align_unchecked(len, ALIGN)) };
+        Ok(())
+    }
+
+    /// # Safety
+    /// As for [`super::remap`].
+    pub unsafe fn remap(ptr: *mut u8, old_len: usize, new_len: usize) -> Option<NonNull<u8>> {
+        let fresh = map(new_len)?;
+        // SAFETY: both are live allocations at least as long as the copy; the old one is whole.
+        unsafe {
+            ptr.copy_to_nonoverlapping(fresh.as_ptr(), old_len.min(new_len));
+            unmap(ptr, old_len).ok()?;
+        }
+        Some(fresh)
+    }
+
+    /// # Safety
+    /// As for [`super::purge`]: the pages read as zeroes afterwards.
+    pub unsafe fn purge(ptr: *mut u8, len: usize) {
+        // SAFETY: guaranteed by the caller.
+        unsafe { ptr.write_bytes(0, len) };
+    }
 }
 
 /// Milliseconds on a monotonic clock (the coarse clock: read from the vDSO without a system

@@ -47,6 +47,9 @@ fn leaf_for(top: usize) -> Option<&'static Leaf> {
     let mut leaf = TOP[top].load(Ordering::Acquire);
     if leaf.is_null() {
         let fresh = os::map(LEAF_BYTES)?.as_ptr().cast::<Leaf>();
+        // Every word of the table is only ever accessed atomically.
+        crate::valgrind::atomic_only(fresh.cast(), LEAF_BYTES);
+        crate::valgrind::atomic_only_object(&TOP);
         match TOP[top].compare_exchange(null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => leaf = fresh,
             Err(winner) => {

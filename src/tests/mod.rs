@@ -6,6 +6,8 @@ mod faults;
 mod heap_model;
 mod heap_cases;
 mod large_blocks;
+#[cfg(loom)]
+mod loom_lock;
 mod size_classes;
 mod support;
 mod threads;
