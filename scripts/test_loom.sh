@@ -17,6 +17,8 @@ set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=scripts/cargo_test_counts.sh
+source "$ROOT/scripts/cargo_test_counts.sh"
 if [[ ${STRESS:-0} != 0 && -z ${LOOM_MAX_PREEMPTIONS:-} ]]; then
     export LOOM_MAX_PREEMPTIONS=3
 fi
@@ -27,18 +29,11 @@ RUSTFLAGS="${RUSTFLAGS:-} --cfg loom" CARGO_TARGET_DIR="$ROOT/target/loom" \
     cargo test --release --lib loom -- --nocapture --test-threads=1 2>&1 | tee "$out"
 rc=${PIPESTATUS[0]}
 
-result="$(grep -E '^test result: ' "$out" | tail -n 1)"
-passed="$(sed -nE 's/.* ([0-9]+) passed; ([0-9]+) failed.*/\1/p' <<<"$result")"
-failed="$(sed -nE 's/.* ([0-9]+) passed; ([0-9]+) failed.*/\2/p' <<<"$result")"
-passed=${passed:-0}
-failed=${failed:-0}
+cargo_test_counts "$out" "$rc"
 echo
-if [[ $rc -ne 0 && $failed -eq 0 ]]; then
-    echo "test_loom: cargo failed before any test ran"
-    failed=1
-elif [[ $passed -eq 0 && $failed -eq 0 ]]; then
-    echo "test_loom: no loom test ran"
-    failed=1
-fi
+case $count_note in
+    stopped) echo "test_loom: cargo failed before any test ran" ;;
+    "none ran") echo "test_loom: no loom test ran" ;;
+esac
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]

@@ -29,6 +29,8 @@ set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=scripts/cargo_test_counts.sh
+source "$ROOT/scripts/cargo_test_counts.sh"
 
 skip() {
     echo "test_miri: skipped: $1"
@@ -68,19 +70,12 @@ MIRIFLAGS="${MIRIFLAGS:-} -Zmiri-ignore-leaks -Zmiri-permissive-provenance -Zmir
     2>&1 | tee "$out"
 rc=${PIPESTATUS[0]}
 
-result="$(grep -E '^test result: ' "$out" | tail -n 1)"
-passed="$(sed -nE 's/.* ([0-9]+) passed; ([0-9]+) failed.*/\1/p' <<<"$result")"
-failed="$(sed -nE 's/.* ([0-9]+) passed; ([0-9]+) failed.*/\2/p' <<<"$result")"
-passed=${passed:-0}
-failed=${failed:-0}
+cargo_test_counts "$out" "$rc"
 echo
-if [[ $rc -ne 0 && $failed -eq 0 ]]; then
+case $count_note in
     # Miri reports undefined behaviour by stopping the test binary, not as a failed test.
-    echo "test_miri: Miri stopped the tests (undefined behaviour or an unsupported operation; see above)"
-    failed=1
-elif [[ $passed -eq 0 ]]; then
-    echo "test_miri: no test ran"
-    failed=1
-fi
+    stopped) echo "test_miri: Miri stopped the tests (undefined behaviour or an unsupported operation; see above)" ;;
+    "none ran") echo "test_miri: no test ran" ;;
+esac
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]

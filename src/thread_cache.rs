@@ -269,18 +269,28 @@ fn key_cell(p: *mut u8) -> *mut usize {
     p.wrapping_add(8).cast()
 }
 
+/// Unlinks the first block of list `class` (clearing its key: it is an ordinary in-use block
+/// again); null if the list is empty.
+#[inline(always)]
+fn take_head(lists: &mut Lists, class: usize) -> *mut u8 {
+    let p = lists.heads[class];
+    if !p.is_null() {
+        // SAFETY: `p` is a cached block: its first two words are ours (next, key).
+        unsafe {
+            lists.heads[class] = next_cell(p).read();
+            key_cell(p).write(0);
+        }
+        lists.counts[class] -= 1;
+    }
+    p
+}
+
 /// Pops a cached block of class `class`; null if the list is empty.
 #[inline(always)]
 pub fn pop(class: usize) -> *mut u8 {
     with_cache(|c| {
-        let p = c.lists.heads[class];
+        let p = take_head(&mut c.lists, class);
         if !p.is_null() {
-            // SAFETY: `p` is a cached block: its first two words are ours (next, key).
-            unsafe {
-                c.lists.heads[class] = next_cell(p).read();
-                key_cell(p).write(0);
-            }
-            c.lists.counts[class] -= 1;
             c.pending_allocs += 1;
         }
         p
@@ -507,16 +517,7 @@ fn publish_counts(c: &mut ThreadCache) {
 /// Frees blocks from the front of list `class` into their arenas until `keep` remain.
 #[cold]
 fn trim_list(lists: &mut Lists, class: usize, keep: usize) {
-    return_blocks(|| {
-        if lists.counts[class] as usize <= keep {
-            return null_mut();
-        }
-        let p = lists.heads[class];
-        // SAFETY: `p` is a cached block; its next cell is ours.
-        lists.heads[class] = unsafe { next_cell(p).read() };
-        lists.counts[class] -= 1;
-        p
-    });
+    return_blocks(|| if lists.counts[class] as usize <= keep { null_mut() } else { take_head(lists, class) });
 }
 
 /// Frees the blocks `next` yields (until null) into their arenas, locking each arena once per
@@ -566,14 +567,8 @@ pub fn refill(class: usize) -> *mut u8 {
             if !activate(c) {
                 return None;
             }
-            let adopted = c.lists.heads[class];
+            let adopted = take_head(&mut c.lists, class);
             if !adopted.is_null() {
-                // SAFETY: `adopted` is a cached block (from a parked cache).
-                unsafe {
-                    c.lists.heads[class] = next_cell(adopted).read();
-                    key_cell(adopted).write(0);
-                }
-                c.lists.counts[class] -= 1;
                 return Some(Err(adopted));
             }
         }

@@ -1,0 +1,24 @@
+# Sourced by scripts that run `cargo test` and close with "N passed, M failed".
+#
+#   cargo_test_counts LOG RC
+#
+# Sets `passed` and `failed` from the last "test result:" line of LOG. A cargo exit status RC
+# that is not 0 while no test failed (the build failed, or a tool stopped the test binary)
+# counts as one failure, and so does a run in which no test ran at all; `count_note` then
+# says which.
+cargo_test_counts() {
+    local result
+    result="$(grep -E '^test result: ' "$1" | tail -n 1)"
+    passed="$(sed -nE 's/.* ([0-9]+) passed; ([0-9]+) failed.*/\1/p' <<<"$result")"
+    failed="$(sed -nE 's/.* ([0-9]+) passed; ([0-9]+) failed.*/\2/p' <<<"$result")"
+    passed=${passed:-0}
+    failed=${failed:-0}
+    count_note=""
+    if [[ $2 -ne 0 && $failed -eq 0 ]]; then
+        count_note="stopped"
+        failed=1
+    elif [[ $passed -eq 0 && $failed -eq 0 ]]; then
+        count_note="none ran"
+        failed=1
+    fi
+}
