@@ -105,4 +105,44 @@ static inline uint64_t arg_u64(int argc, char **argv, int i, uint64_t dflt) {
     return dflt;
 }
 
+/* The steady-live-set workloads (churn, spread): LIVE slots are filled with objects of sizes
+ * from `size_of`; each of OPS operations frees a random slot (checking its contents) and fills
+ * it again; at the end everything is checked and freed. Returns the checksum. */
+typedef struct {
+    unsigned char *p;
+    uint32_t size;
+    uint64_t tag;
+} live_slot_t;
+
+static inline uint64_t replace_randomly(uint64_t ops, uint64_t live, uint64_t seed,
+                                        size_t (*size_of)(rng_t *)) {
+    rng_t r = {seed};
+    live_slot_t *slots = xmalloc(live * sizeof *slots);
+    uint64_t sum = 0, tag = 0;
+
+    for (uint64_t i = 0; i < live; i++) {
+        size_t sz = size_of(&r);
+        slots[i].p = xmalloc(sz);
+        slots[i].size = (uint32_t)sz;
+        slots[i].tag = ++tag;
+        stamp(slots[i].p, sz, tag);
+    }
+    for (uint64_t i = 0; i < ops; i++) {
+        live_slot_t *s = &slots[rng_below(&r, live)];
+        sum += unstamp(s->p, s->size, s->tag);
+        free(s->p);
+        size_t sz = size_of(&r);
+        s->p = xmalloc(sz);
+        s->size = (uint32_t)sz;
+        s->tag = ++tag;
+        stamp(s->p, sz, tag);
+    }
+    for (uint64_t i = 0; i < live; i++) {
+        sum += unstamp(slots[i].p, slots[i].size, slots[i].tag);
+        free(slots[i].p);
+    }
+    free(slots);
+    return sum;
+}
+
 #endif
