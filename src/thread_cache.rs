@@ -271,16 +271,22 @@ fn key_cell(p: *mut u8) -> *mut usize {
 
 /// Unlinks the first block of list `class` (clearing its key: it is an ordinary in-use block
 /// again); null if the list is empty.
+///
+/// Lists are walked by their counts, never by trusting the last block's link: some programs
+/// write to a block just after freeing it (the start-up code of `clang -fsanitize=fuzzer`
+/// binaries does), which glibc's count-guarded tcache shrugs off and a null-terminated list
+/// would turn into a wild pointer on a later allocation.
 #[inline(always)]
 fn take_head(lists: &mut Lists, class: usize) -> *mut u8 {
+    if lists.counts[class] == 0 {
+        return null_mut();
+    }
     let p = lists.heads[class];
-    if !p.is_null() {
-        // SAFETY: `p` is a cached block: its first two words are ours (next, key).
-        unsafe {
-            lists.heads[class] = next_cell(p).read();
-            key_cell(p).write(0);
-        }
-        lists.counts[class] -= 1;
+    lists.counts[class] -= 1;
+    // SAFETY: `p` is a cached block: its first two words are ours (next, key).
+    unsafe {
+        lists.heads[class] = if lists.counts[class] == 0 { null_mut() } else { next_cell(p).read() };
+        key_cell(p).write(0);
     }
     p
 }
@@ -359,14 +365,17 @@ pub fn is_cached_by_this_thread(p: *mut u8, size: usize) -> bool {
 
 #[cold]
 fn is_cached_here(c: &ThreadCache, p: *mut u8, class: usize) -> bool {
-    [c.lists.heads[class], c.remote_head].into_iter().any(|head| {
+    let lists = [(c.lists.heads[class], c.lists.counts[class] as usize), (c.remote_head, c.remote_count as usize)];
+    lists.into_iter().any(|(head, count)| {
         let mut at = head;
-        while !at.is_null() {
+        for seen in 0..count {
             if at == p {
                 return true;
             }
-            // SAFETY: `at` is a cached block.
-            at = unsafe { next_cell(at).read() };
+            if seen + 1 < count {
+                // SAFETY: `at` is a cached block that is not the last on its list.
+                at = unsafe { next_cell(at).read() };
+            }
         }
         false
     })
@@ -401,11 +410,15 @@ fn push_remote(c: &mut ThreadCache, p: *mut u8) {
 #[cold]
 fn return_remote(c: &mut ThreadCache) {
     let mut head = core::mem::replace(&mut c.remote_head, null_mut());
-    c.remote_count = 0;
+    let mut left = core::mem::take(&mut c.remote_count);
     return_blocks(|| {
+        if left == 0 {
+            return null_mut();
+        }
         let p = head;
-        if !p.is_null() {
-            // SAFETY: `p` is a held block; its next cell is ours.
+        left -= 1;
+        if left > 0 {
+            // SAFETY: `p` is a held block that is not the last; its next cell is ours.
             head = unsafe { next_cell(p).read() };
         }
         p

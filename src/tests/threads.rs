@@ -63,3 +63,26 @@ fn check_and_free(p: usize, size: usize, tag: u64) {
     }
     deallocate(p, "free");
 }
+
+#[test]
+fn a_write_into_the_last_cached_block_does_not_plant_a_wild_pointer() {
+    std::thread::spawn(|| {
+        // A fresh thread: its cache list for this size is empty.
+        let p = allocate(24);
+        deallocate(p, "free");
+        // The program writes into the block it has just freed (as some start-up code does):
+        // the list's only block now carries a bogus link.
+        // SAFETY: deliberately a write after free, into memory binmalloc still owns.
+        unsafe { p.cast::<usize>().write(0x0102_0000_0000) };
+        let again = allocate(24);
+        assert_eq!(again, p, "the cached block is handed out again");
+        let other = allocate(24);
+        assert!(!other.is_null() && other != p);
+        // SAFETY: `other` is a live block of at least 24 bytes.
+        unsafe { other.write_bytes(7, 24) };
+        deallocate(other, "free");
+        deallocate(again, "free");
+    })
+    .join()
+    .unwrap();
+}
