@@ -20,6 +20,8 @@ set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=scripts/report.sh
+source "$ROOT/scripts/report.sh"
 LIBDIR="$ROOT/target/release"
 LIB="$LIBDIR/libbinmalloc.so"
 BIN="$ROOT/build/tests"
@@ -112,9 +114,4 @@ else
 fi
 
 echo
-if [[ $failed -gt 0 ]]; then
-    printf 'failed runs:\n'
-    printf '  %s\n' "${failures[@]}"
-fi
-echo "$passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+finish_runs

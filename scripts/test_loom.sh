@@ -17,8 +17,8 @@ set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-# shellcheck source=scripts/cargo_test_counts.sh
-source "$ROOT/scripts/cargo_test_counts.sh"
+# shellcheck source=scripts/report.sh
+source "$ROOT/scripts/report.sh"
 if [[ ${STRESS:-0} != 0 && -z ${LOOM_MAX_PREEMPTIONS:-} ]]; then
     export LOOM_MAX_PREEMPTIONS=3
 fi

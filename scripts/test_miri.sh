@@ -29,8 +29,8 @@ set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-# shellcheck source=scripts/cargo_test_counts.sh
-source "$ROOT/scripts/cargo_test_counts.sh"
+# shellcheck source=scripts/report.sh
+source "$ROOT/scripts/report.sh"
 
 skip() {
     echo "test_miri: skipped: $1"

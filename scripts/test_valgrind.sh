@@ -40,6 +40,8 @@ set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=scripts/report.sh
+source "$ROOT/scripts/report.sh"
 LIBDIR="${BINMALLOC_LIBDIR:-$ROOT/target/release}"
 LIBDIR="$(cd "$LIBDIR" && pwd)"
 OUT="$ROOT/build/stress"
@@ -247,9 +249,4 @@ threadcheck helgrind --threads 2 --ops "$tops"
 threadcheck drd --threads 2 --ops "$tops"
 
 echo
-if [[ $failed -gt 0 ]]; then
-    printf 'failed runs:\n'
-    printf '  %s\n' "${failures[@]}"
-fi
-echo "$passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+finish_runs

@@ -1,6 +1,21 @@
-# Sourced by scripts that run `cargo test` and close with "N passed, M failed".
+# Shared by the test scripts, whose last line is "N passed, M failed" (what make test counts).
 #
+#   finish_runs
+#
+# Lists the entries of the `failures` array (if `failed` > 0), prints the closing line from
+# `passed` and `failed`, and returns non-zero when anything failed (the script's exit status).
+finish_runs() {
+    if [[ $failed -gt 0 ]]; then
+        printf 'failed runs:\n'
+        printf '  %s\n' "${failures[@]}"
+    fi
+    echo "$passed passed, $failed failed"
+    [[ $failed -eq 0 ]]
+}
+
 #   cargo_test_counts LOG RC
+#
+# For scripts that run `cargo test`.
 #
 # Sets `passed` and `failed` from the last "test result:" line of LOG. A cargo exit status RC
 # that is not 0 while no test failed (the build failed, or a tool stopped the test binary)
