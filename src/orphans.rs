@@ -57,8 +57,17 @@ fn slot_tag(slot: &Slot) -> *const u8 {
     (slot as *const Slot).cast()
 }
 
+/// The slots' state words are only ever accessed atomically: valgrind's race detectors, which
+/// do not model atomics, are told to leave them alone (the lists they guard stay checked).
+fn untrack_states() {
+    for slot in &PARKED {
+        crate::valgrind::atomic_only_object(&slot.state);
+    }
+}
+
 /// Parks `lists` (moving its blocks out of it); false if every slot is taken.
 pub fn park(lists: &mut Lists) -> bool {
+    untrack_states();
     for slot in &PARKED {
         if slot.state.load(Ordering::Relaxed) == EMPTY && claim(slot, EMPTY) {
             // SAFETY: this thread claimed the slot (state BUSY), so nobody else touches it.
@@ -73,6 +82,7 @@ pub fn park(lists: &mut Lists) -> bool {
 /// Moves a parked set of lists into `lists`, which must be empty; false if none is parked.
 pub fn adopt(lists: &mut Lists) -> bool {
     debug_assert!(lists.is_empty());
+    untrack_states();
     for slot in &PARKED {
         if slot.state.load(Ordering::Relaxed) == FULL && claim(slot, FULL) {
             // SAFETY: claimed as in `park`.
