@@ -16,17 +16,29 @@ use crate::thread_cache::{self, class_of_block, class_of_request, CACHED_BLOCK_M
 /// Allocates `size` bytes aligned to [`ALIGNMENT`]; null when out of memory.
 ///
 /// The fast path: a small request pops a block from this thread's cache, with no lock and no
-/// atomic operation. Everything else is in [`allocate_slow`].
-#[inline]
+/// atomic operation. Everything else is in [`allocate_slow`]. Inlined into each caller, so that
+/// `malloc`'s cache hit returns without a call.
+#[inline(always)]
 pub fn allocate(size: usize) -> *mut u8 {
     if size <= CACHED_REQUEST_MAX {
         let p = thread_cache::pop(class_of_request(size));
         if !p.is_null() {
-            maybe_check_heap();
+            if config::get().check_every != 0 {
+                return check_heap_then(p);
+            }
             return p;
         }
     }
     allocate_slow(size)
+}
+
+/// [`maybe_check_heap`] for the fast path, shaped as a tail call so that the fast path keeps
+/// nothing live across a call (no register saves).
+#[cold]
+#[inline(never)]
+fn check_heap_then(p: *mut u8) -> *mut u8 {
+    maybe_check_heap();
+    p
 }
 
 #[inline(never)]
@@ -79,21 +91,35 @@ pub(crate) enum Located {
 /// inside a region that is not a valid block start ends the process with a diagnosis.
 #[inline(always)]
 pub(crate) fn locate(p: *mut u8, call: &'static str) -> Located {
-    let region = region_map::lookup(p as usize);
+    match locate_in_map(p, call) {
+        Some((entry, block, header)) => Located::Small(entry.region(), block, header),
+        None => Located::Elsewhere,
+    }
+}
+
+/// [`locate`], giving the region-map entry (region and arena number) of a block in a region.
+#[inline(always)]
+fn locate_in_map(p: *mut u8, call: &'static str) -> Option<(region_map::Entry, *mut u8, Header)> {
+    let entry = region_map::lookup_entry(p as usize);
+    let region = entry.region();
     if region.is_null() {
-        return Located::Elsewhere;
+        return None;
     }
     let block = block_of(p);
-    // SAFETY: `region` came from the region map, so it is live.
-    if p as usize % ALIGNMENT != 0 || !unsafe { Region::contains(region, block as usize) } {
+    // The map placed `p` inside the region, below its end; a 16-aligned `p` then has its header
+    // below the sentinel (the region's last word), so only the lower bound needs a check, and it
+    // needs no read of the region header.
+    if p as usize % ALIGNMENT != 0 || (block as usize) < Region::first_block(region) as usize {
         fatal::misuse(call, p, Misuse::NotBlockStart);
     }
-    // SAFETY: `block` is 8-aligned and inside the region's block area.
+    // SAFETY: the map entry keeps the region live; `block` is 8-aligned and inside its block area.
+    debug_assert!(unsafe { Region::contains(region, block as usize) });
+    // SAFETY: as above.
     let header = unsafe { read_header(block) };
     if !header.is_valid_at(block) {
         diagnose_bad_header(region, block, p, call);
     }
-    Located::Small(region, block, header)
+    Some((entry, block, header))
 }
 
 /// What a walk from a region's first block finds at an address.
@@ -161,39 +187,55 @@ pub fn diagnose_bad_neighbour(p: *mut u8, call: &'static str) -> ! {
     fatal::misuse(call, p, misuse)
 }
 
-/// Frees `p` (not null). A small block goes to this thread's cache when there is room.
-#[inline]
+/// Frees `p` (not null). The fast path, top to bottom: find `p`'s region in the map, check that
+/// `p` is the start of a block that is in use, and cache the block if it belongs to this
+/// thread's arena. Everything else is in [`free_located`] and [`free_elsewhere`]. Inlined into
+/// each caller, so that `call` is a constant there rather than two more live registers.
+#[inline(always)]
 pub fn deallocate(p: *mut u8, call: &'static str) {
-    match locate(p, call) {
-        Located::Small(region, block, header) => {
-            // Read without the lock: only misuse can make a block's own in-use bit change
-            // under a caller that owns it; the arena re-checks under its lock below.
-            if !header.in_use() {
-                fatal::misuse(call, p, freed_misuse(call));
-            }
-            // SAFETY: regions point at their arena, which lives as long as its blocks.
-            let arena = unsafe { (*region).arena };
-            let size = header.size();
-            // The cache takes only blocks of process arenas (it checks unless the arena is the
-            // thread's own); anything else is refused and diagnosed below.
-            if size <= CACHED_BLOCK_MAX && thread_cache::push(p, class_of_block(size), arena, call) {
-                return;
-            }
-            if !arena::is_process_arena(arena) {
-                fatal::misuse(call, p, Misuse::WrongHeap);
-            }
-            thread_cache::count_free();
-            // SAFETY: process arenas live for the whole process.
-            let arena = unsafe { &*arena };
-            // SAFETY: `locate` checked that `block` is a block start with a valid header.
-            unsafe { arena.lock().free_block(block, call) };
-        }
-        Located::Elsewhere => {
-            thread_cache::count_free();
-            if !large::free(p) {
-                fatal::misuse(call, p, not_ours(p));
-            }
-        }
+    let Some((entry, block, header)) = locate_in_map(p, call) else {
+        return free_elsewhere(p, call);
+    };
+    // Read without the lock: only misuse can make a block's own in-use bit change under a
+    // caller that owns it; the arena re-checks under its lock.
+    if !header.in_use() {
+        fatal::misuse(call, p, freed_misuse(call));
+    }
+    let size = header.size();
+    if size <= CACHED_BLOCK_MAX && thread_cache::push_home(p, size, entry.arena_number()) {
+        return;
+    }
+    free_located(p, entry.region(), block, size, call)
+}
+
+/// Frees the in-use block `block` (payload `p`, `size` bytes, validated) of `region`, when the
+/// fast path did not cache it: another arena's block, a full list, a cache not yet active, a
+/// possible double free, or a block too big for the cache.
+#[inline(never)]
+fn free_located(p: *mut u8, region: *mut Region, block: *mut u8, size: usize, call: &'static str) {
+    // SAFETY: regions point at their arena, which lives as long as its blocks.
+    let arena = unsafe { (*region).arena };
+    // The cache takes only blocks of process arenas (it checks unless the arena is the thread's
+    // own); anything else is refused and diagnosed below.
+    if size <= CACHED_BLOCK_MAX && thread_cache::push(p, class_of_block(size), arena, call) {
+        return;
+    }
+    if !arena::is_process_arena(arena) {
+        fatal::misuse(call, p, Misuse::WrongHeap);
+    }
+    thread_cache::count_free();
+    // SAFETY: process arenas live for the whole process.
+    let arena = unsafe { &*arena };
+    // SAFETY: the caller validated that `block` is a block start with a valid header.
+    unsafe { arena.lock().free_block(block, call) };
+}
+
+/// Frees `p`, which is in no region: a big block, or not binmalloc's.
+#[inline(never)]
+fn free_elsewhere(p: *mut u8, call: &'static str) {
+    thread_cache::count_free();
+    if !large::free(p) {
+        fatal::misuse(call, p, not_ours(p));
     }
 }
 

@@ -109,7 +109,7 @@ static ARENA_COUNT: AtomicUsize = AtomicUsize::new(1);
 /// arena with the fewest resident threads.
 #[inline(always)]
 pub fn lock_local_arena() -> ArenaGuard<'static> {
-    let home = thread_cache::with_arena_choice(|choice| choice.home);
+    let home = thread_cache::home();
     if !home.is_null() {
         // SAFETY: a home is always one of the static process arenas.
         let home = unsafe { &*home };
@@ -152,7 +152,7 @@ fn lock_local_arena_slow(home: *const Arena) -> ArenaGuard<'static> {
         // A thread past its exit destructor allocates without settling anywhere.
         if !thread_cache::is_exiting() {
             best.residents.fetch_add(1, Ordering::Relaxed);
-            thread_cache::with_arena_choice(|choice| choice.home = best);
+            thread_cache::set_home(best);
         }
     }
     let guard = best.lock();
@@ -162,7 +162,7 @@ fn lock_local_arena_slow(home: *const Arena) -> ArenaGuard<'static> {
 
 /// The calling thread is exiting: it no longer counts as a resident of its arena.
 pub fn leave_home() {
-    let home = thread_cache::with_arena_choice(|choice| core::mem::replace(&mut choice.home, core::ptr::null()));
+    let home = thread_cache::set_home(core::ptr::null());
     // SAFETY: as in `lock_local_arena`.
     if let Some(home) = unsafe { home.as_ref() } {
         home.residents.fetch_sub(1, Ordering::Relaxed);
@@ -174,6 +174,18 @@ pub fn leave_home() {
 pub fn is_process_arena(arena: *const Arena) -> bool {
     let first = ARENAS.as_ptr();
     arena >= first && arena < first.wrapping_add(MAX_ARENAS)
+}
+
+/// The number of every arena that is not a process arena (a first-class heap's).
+pub const OTHER_ARENA_NUMBER: usize = MAX_ARENAS + 1;
+
+/// An arena's number, which the region map records next to each region: a process arena's
+/// index plus one (1..=MAX_ARENAS), [`OTHER_ARENA_NUMBER`] for any other arena. Never 0.
+pub fn number_of(arena: *const Arena) -> usize {
+    if !is_process_arena(arena) {
+        return OTHER_ARENA_NUMBER;
+    }
+    (arena as usize - ARENAS.as_ptr() as usize) / core::mem::size_of::<Arena>() + 1
 }
 
 /// Calls `f` on every arena's heap in turn, each under its lock.
@@ -231,7 +243,8 @@ fn init_slow() {
     let random = random_word();
     crate::block::set_tag_secret(random);
     let config = config::get();
-    for arena in &ARENAS {
+    // Only the arenas in use are touched: the rest stay untouched zero pages.
+    for arena in &ARENAS[..config.arenas] {
         arena.lock().set_fit(config.fit);
         arena.bind();
     }
@@ -288,7 +301,7 @@ extern "C" fn after_fork_in_child() {
         arena.residents.store(0, Ordering::Relaxed);
     }
     // The only thread left is this one.
-    let home = thread_cache::with_arena_choice(|choice| choice.home);
+    let home = thread_cache::home();
     // SAFETY: as in `lock_local_arena`.
     if let Some(home) = unsafe { home.as_ref() } {
         home.residents.store(1, Ordering::Relaxed);

@@ -12,11 +12,11 @@ use crate::size_class::{bin_for_size, is_exact_bin, BIN_COUNT};
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[repr(u8)]
 pub enum Fit {
-    /// The first block found that is large enough, scanning bins upward from the request's.
-    First = 0,
     /// The smallest block that is large enough (searched among [`BEST_FIT_SCAN_LIMIT`] candidates
     /// per bin, so a pathological bin cannot make one call linear in the heap).
-    Best = 1,
+    Best = 0,
+    /// The first block found that is large enough, scanning bins upward from the request's.
+    First = 1,
     /// The largest free block in the heap.
     Worst = 2,
 }

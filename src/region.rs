@@ -101,7 +101,7 @@ impl Region {
             }
             write_header(Self::sentinel(region), 0, true, false);
         }
-        if !crate::region_map::register(region, size) {
+        if !crate::region_map::register(region, size, crate::arena::number_of(arena)) {
             // SAFETY: nothing else knows about the mapping yet.
             unsafe { os::unmap(base, size) };
             return None;

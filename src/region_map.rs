@@ -2,9 +2,13 @@
 //! [`REGION_ALIGN`]-sized chunk. Lookups never touch the pointer itself, so `free` of a stack or
 //! wild pointer is diagnosed without a fault, and the table reserves no address space up front:
 //! a leaf is mapped the first time a region lands in its 16 GiB slice of the address space.
+//!
+//! Each entry also carries the number of the region's arena (in the low bits, which a
+//! [`REGION_ALIGN`]-aligned address leaves zero), so that `free` can tell whether a block is its
+//! thread's own without reading the region header, a cache line a busy program has usually evicted.
 
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 use crate::os;
 use crate::region::{Region, REGION_ALIGN};
@@ -18,7 +22,28 @@ const TOP_BITS: u32 = ADDRESS_BITS - CHUNK_SHIFT - LEAF_BITS;
 const LEAF_ENTRIES: usize = 1 << LEAF_BITS;
 const LEAF_BYTES: usize = LEAF_ENTRIES * core::mem::size_of::<usize>();
 
-type Leaf = [AtomicPtr<Region>; LEAF_ENTRIES];
+type Leaf = [AtomicUsize; LEAF_ENTRIES];
+
+/// Low bits of an entry that hold the arena number (the rest is the region's address).
+const ARENA_NUMBER_MASK: usize = REGION_ALIGN - 1;
+
+/// What the map holds for a chunk: nothing, or a region and its arena's number.
+#[derive(Clone, Copy)]
+pub struct Entry(usize);
+
+impl Entry {
+    /// The region (null for an empty entry).
+    #[inline(always)]
+    pub fn region(self) -> *mut Region {
+        (self.0 & !ARENA_NUMBER_MASK) as *mut Region
+    }
+
+    /// The arena number given at registration (see [`crate::arena::number_of`]).
+    #[inline(always)]
+    pub fn arena_number(self) -> usize {
+        self.0 & ARENA_NUMBER_MASK
+    }
+}
 
 static TOP: [AtomicPtr<Leaf>; 1 << TOP_BITS] = [const { AtomicPtr::new(null_mut()) }; 1 << TOP_BITS];
 
@@ -34,13 +59,19 @@ fn split(addr: usize) -> Option<(usize, usize)> {
 /// The region containing `addr`, or null if binmalloc has no region there.
 #[inline(always)]
 pub fn lookup(addr: usize) -> *mut Region {
-    let Some((top, leaf_index)) = split(addr) else { return null_mut() };
+    lookup_entry(addr).region()
+}
+
+/// The map entry for `addr`'s chunk: its region (null if none) and the region's arena number.
+#[inline(always)]
+pub fn lookup_entry(addr: usize) -> Entry {
+    let Some((top, leaf_index)) = split(addr) else { return Entry(0) };
     let leaf = TOP[top].load(Ordering::Acquire);
     if leaf.is_null() {
-        return null_mut();
+        return Entry(0);
     }
     // SAFETY: leaves, once published, stay mapped for the life of the process.
-    unsafe { (*leaf)[leaf_index].load(Ordering::Acquire) }
+    Entry(unsafe { (*leaf)[leaf_index].load(Ordering::Acquire) })
 }
 
 fn leaf_for(top: usize) -> Option<&'static Leaf> {
@@ -63,9 +94,11 @@ fn leaf_for(top: usize) -> Option<&'static Leaf> {
     Some(unsafe { &*leaf })
 }
 
-/// Records that `[region, region + size)` belongs to `region`. False if a leaf could not be
-/// mapped (out of memory), in which case nothing is recorded.
-pub fn register(region: *mut Region, size: usize) -> bool {
+/// Records that `[region, region + size)` belongs to `region`, whose arena has number
+/// `arena_number` (below [`REGION_ALIGN`]). False if a leaf could not be mapped (out of memory),
+/// in which case nothing is recorded.
+pub fn register(region: *mut Region, size: usize, arena_number: usize) -> bool {
+    debug_assert!(region as usize & ARENA_NUMBER_MASK == 0 && arena_number <= ARENA_NUMBER_MASK);
     let base = region as usize;
     let mut addr = base;
     while addr < base + size {
@@ -75,16 +108,16 @@ pub fn register(region: *mut Region, size: usize) -> bool {
         }
         addr += REGION_ALIGN;
     }
-    set_range(base, size, region);
+    set_range(base, size, base | arena_number);
     true
 }
 
 /// Forgets a region before it is unmapped.
 pub fn unregister(region: *mut Region, size: usize) {
-    set_range(region as usize, size, null_mut());
+    set_range(region as usize, size, 0);
 }
 
-fn set_range(base: usize, size: usize, value: *mut Region) {
+fn set_range(base: usize, size: usize, value: usize) {
     let mut addr = base;
     while addr < base + size {
         if let Some((top, index)) = split(addr) {

@@ -87,12 +87,9 @@ const NEW: u8 = 0;
 const ACTIVE: u8 = 1;
 const DEAD: u8 = 2;
 
-/// A thread's arena (see `arena.rs`). Zero is the state of a new thread: no arena yet.
-#[repr(C)]
-pub struct ArenaChoice {
-    /// The thread's arena (a process arena), or null when it has none.
-    pub home: *const Arena,
-}
+/// The value of [`ThreadCache::home_number`] while `free`'s fast path is closed: no arena has
+/// number 0, and zero-filled TLS (a new thread) reads as this.
+const NO_FAST_FREE: usize = 0;
 
 /// A number that identifies the calling thread among live threads (its cache's address).
 #[inline(always)]
@@ -100,10 +97,26 @@ pub fn thread_id() -> usize {
     this_thread_cache() as usize
 }
 
-/// The calling thread's arena choice.
+/// The calling thread's arena (a process arena), or null while it has none.
 #[inline(always)]
-pub fn with_arena_choice<R>(f: impl FnOnce(&mut ArenaChoice) -> R) -> R {
-    with_cache(|c| f(&mut c.arena))
+pub fn home() -> *const Arena {
+    with_cache(|c| c.home)
+}
+
+/// Makes `arena` (a process arena, or null) the calling thread's arena; returns the previous one.
+pub fn set_home(arena: *const Arena) -> *const Arena {
+    with_cache(|c| {
+        let previous = core::mem::replace(&mut c.home, arena);
+        open_fast_free(c);
+        previous
+    })
+}
+
+/// Sets [`ThreadCache::home_number`] from the state and the home: the fast path may cache a
+/// freed block only in an active cache (one whose thread-exit destructor is registered).
+fn open_fast_free(c: &mut ThreadCache) {
+    c.home_number =
+        if c.state == ACTIVE && !c.home.is_null() { crate::arena::number_of(c.home) } else { NO_FAST_FREE };
 }
 
 /// One list of cached blocks per class.
@@ -129,9 +142,12 @@ struct ThreadCache {
     /// does not take (and at exit give back) a full batch.
     refills: [u8; CLASSES],
     state: u8,
-    /// Which arena this thread uses (kept here, in the one initial-exec TLS block, because a
-    /// shared library's `thread_local!` costs a `__tls_get_addr` call per access).
-    arena: ArenaChoice,
+    /// Which arena this thread uses, or null (kept here, in the one initial-exec TLS block,
+    /// because a shared library's `thread_local!` costs a `__tls_get_addr` call per access).
+    home: *const Arena,
+    /// The region-map arena number of `home` while the cache is active, else [`NO_FAST_FREE`]:
+    /// `free` caches a block on its fast path only when the block's map entry carries this number.
+    home_number: usize,
     /// Blocks of other arenas freed by this thread, waiting to be returned in one batch (they
     /// are of no use to this thread's allocations, so they are not kept in its lists).
     remote_head: *mut u8,
@@ -184,7 +200,8 @@ thread_local! {
             lists: Lists::EMPTY,
             refills: [0; CLASSES],
             state: NEW,
-            arena: ArenaChoice { home: core::ptr::null() },
+            home: core::ptr::null(),
+            home_number: 0,
             remote_head: null_mut(),
             remote_count: 0,
             pending_allocs: 0,
@@ -303,6 +320,44 @@ pub fn pop(class: usize) -> *mut u8 {
     })
 }
 
+/// `free`'s fast path: caches `p`, an in-use block of `size` bytes (at most
+/// [`CACHED_BLOCK_MAX`]) whose region the map gives arena number `arena_number`, when that is
+/// this thread's home and its cache is active, the list has room, and `p` does not carry the
+/// cache key (a possible double free, which [`push`] examines). False leaves `p` to the caller's
+/// slow path, which then calls [`push`] or frees the block.
+#[inline(always)]
+pub fn push_home(p: *mut u8, size: usize, arena_number: usize) -> bool {
+    with_cache(|c| {
+        if arena_number != c.home_number {
+            return false;
+        }
+        let class = class_of_block(size);
+        // SAFETY: `p` is an in-use block of at least MIN_BLOCK_SIZE - HEADER_SIZE = 24 bytes, which
+        // the caller is giving up: its first two words are now ours.
+        unsafe {
+            if key_cell(p).read() == CACHE_KEY.load(Ordering::Relaxed) || c.lists.counts[class] as usize >= list_limit(class) {
+                return false;
+            }
+            next_cell(p).write(c.lists.heads[class]);
+            key_cell(p).write(CACHE_KEY.load(Ordering::Relaxed));
+        }
+        c.lists.heads[class] = p;
+        c.lists.counts[class] += 1;
+        c.pending_frees += 1;
+        if c.pending_frees % PURGE_CHECK_INTERVAL == 0 {
+            purge_if_due();
+        }
+        true
+    })
+}
+
+#[cold]
+fn purge_if_due() {
+    if crate::purge::purge_pending() {
+        crate::purge::purge_due_arenas();
+    }
+}
+
 /// Caches the in-use block `p` of class `class` instead of freeing it. False if this thread's
 /// cache is not taking blocks (not yet set up, or the thread is exiting).
 #[inline(always)]
@@ -341,8 +396,8 @@ fn push_active(c: &mut ThreadCache, p: *mut u8, class: usize, arena: *const Aren
     c.lists.heads[class] = p;
     c.lists.counts[class] += 1;
     c.pending_frees += 1;
-    if c.pending_frees % PURGE_CHECK_INTERVAL == 0 && crate::purge::purge_pending() {
-        crate::purge::purge_due_arenas();
+    if c.pending_frees % PURGE_CHECK_INTERVAL == 0 {
+        purge_if_due();
     }
     true
 }
@@ -384,7 +439,7 @@ fn is_cached_here(c: &ThreadCache, p: *mut u8, class: usize) -> bool {
 /// Whether `arena` is the calling thread's home arena.
 #[inline(always)]
 fn is_home(c: &ThreadCache, arena: *const Arena) -> bool {
-    arena == c.arena.home
+    arena == c.home
 }
 
 /// Remote blocks a thread holds before returning them (one lock per arena per batch).
@@ -443,6 +498,7 @@ fn activate(c: &mut ThreadCache) -> bool {
         return false;
     }
     c.state = ACTIVE;
+    open_fast_free(c);
     if c.lists.is_empty() {
         orphans::adopt(&mut c.lists);
     }
@@ -469,6 +525,7 @@ extern "C" fn on_thread_exit(_: *mut libc::c_void) {
             trim_all(&mut c.lists);
         }
         c.state = DEAD;
+        open_fast_free(c);
         publish_counts(c);
     });
     crate::arena::leave_home();

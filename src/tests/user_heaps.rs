@@ -59,7 +59,27 @@ fn heap_blocks_never_enter_the_process_allocator() {
     let region = crate::region_map::lookup(p as usize);
     // SAFETY: `p` is in a live region.
     assert!(!crate::arena::is_process_arena(unsafe { (*region).arena }));
+    // The map tells `free`'s fast path the same: no thread's home has this number.
+    assert_eq!(crate::region_map::lookup_entry(p as usize).arena_number(), crate::arena::OTHER_ARENA_NUMBER);
     h.free(p);
     // SAFETY: as above.
     unsafe { destroy(heap) };
+}
+
+#[test]
+fn the_region_map_names_each_process_blocks_arena() {
+    let p = crate::alloc::allocate(100);
+    assert!(!p.is_null());
+    let entry = crate::region_map::lookup_entry(p as usize);
+    let region = entry.region();
+    assert_eq!(region, crate::region_map::lookup(p as usize));
+    // SAFETY: `p` is a live block, so its region is live.
+    let arena = unsafe { (*region).arena };
+    assert!(crate::arena::is_process_arena(arena));
+    assert_eq!(entry.arena_number(), crate::arena::number_of(arena));
+    assert!((1..=crate::config::MAX_ARENAS).contains(&entry.arena_number()));
+    crate::alloc::deallocate(p, "free");
+    // An address in no region has an empty entry.
+    let on_stack = 0u64;
+    assert!(crate::region_map::lookup_entry(&on_stack as *const u64 as usize).region().is_null());
 }
