@@ -338,17 +338,28 @@ pub fn push_home(p: *mut u8, size: usize, arena_number: usize) -> bool {
             if key_cell(p).read() == CACHE_KEY.load(Ordering::Relaxed) || c.lists.counts[class] as usize >= list_limit(class) {
                 return false;
             }
-            next_cell(p).write(c.lists.heads[class]);
-            key_cell(p).write(CACHE_KEY.load(Ordering::Relaxed));
         }
-        c.lists.heads[class] = p;
-        c.lists.counts[class] += 1;
-        c.pending_frees += 1;
-        if c.pending_frees % PURGE_CHECK_INTERVAL == 0 {
-            purge_if_due();
-        }
+        link_block(c, p, class);
         true
     })
+}
+
+/// Puts `p` at the head of list `class` (which has room) and counts the free; every
+/// [`PURGE_CHECK_INTERVAL`] frees, runs the delayed purge if one is due.
+#[inline(always)]
+fn link_block(c: &mut ThreadCache, p: *mut u8, class: usize) {
+    // SAFETY: callers pass an in-use block of at least 24 bytes that they are giving up: its
+    // first two words are now ours.
+    unsafe {
+        next_cell(p).write(c.lists.heads[class]);
+        key_cell(p).write(CACHE_KEY.load(Ordering::Relaxed));
+    }
+    c.lists.heads[class] = p;
+    c.lists.counts[class] += 1;
+    c.pending_frees += 1;
+    if c.pending_frees % PURGE_CHECK_INTERVAL == 0 {
+        purge_if_due();
+    }
 }
 
 #[cold]
@@ -390,15 +401,8 @@ fn push_active(c: &mut ThreadCache, p: *mut u8, class: usize, arena: *const Aren
             trim_list(&mut c.lists, class, list_limit(class) / 2);
             publish_counts(c);
         }
-        next_cell(p).write(c.lists.heads[class]);
-        key_cell(p).write(CACHE_KEY.load(Ordering::Relaxed));
     }
-    c.lists.heads[class] = p;
-    c.lists.counts[class] += 1;
-    c.pending_frees += 1;
-    if c.pending_frees % PURGE_CHECK_INTERVAL == 0 {
-        purge_if_due();
-    }
+    link_block(c, p, class);
     true
 }
 
