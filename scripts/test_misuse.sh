@@ -32,6 +32,8 @@ fi
 declare -A EXPECT=(
     [double_free]='double free'
     [double_free_other]='double free'
+    [double_free_handed_back]='double free'
+    [write_after_remote_free]='written to after it was freed'
     [double_free_merged]='double free|not the start of a block|not allocated by binmalloc'
     [double_free_big]='double free|not allocated by binmalloc'
     [free_stack]='not allocated by binmalloc'

@@ -10,6 +10,7 @@ use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
 use crate::bins::Fit;
 use crate::config::{self, StatsMode, MAX_ARENAS};
+use crate::handed_back::HandedBack;
 use crate::heap::Heap;
 use crate::lock::RawLock;
 use crate::thread_cache;
@@ -22,6 +23,8 @@ pub struct Arena {
     /// The thread (`thread_cache::thread_id`) that last allocated here through
     /// `lock_local_arena`.
     last_allocator: AtomicUsize,
+    /// Blocks of this arena freed by other threads, waiting for the next refill from it.
+    handed_back: HandedBack,
 }
 
 // SAFETY: the heap is only reached through `ArenaGuard`, which holds the lock.
@@ -35,7 +38,13 @@ impl Default for Arena {
 
 impl Arena {
     pub const fn new(fit: Fit) -> Arena {
-        Arena { lock: RawLock::new(), heap: UnsafeCell::new(Heap::new(fit)), residents: AtomicU32::new(0), last_allocator: AtomicUsize::new(0) }
+        Arena {
+            lock: RawLock::new(),
+            heap: UnsafeCell::new(Heap::new(fit)),
+            residents: AtomicU32::new(0),
+            last_allocator: AtomicUsize::new(0),
+            handed_back: HandedBack::new(),
+        }
     }
 
     /// Makes the heap's regions point back at this arena. The arena must not move afterwards.
@@ -60,6 +69,23 @@ impl Arena {
         self.lock.unlock();
     }
 
+    /// Hands the run `first ..= last` (`bytes` bytes, linked through their first words) of this
+    /// arena's blocks back to it without its lock. When much is waiting and the lock is free,
+    /// the waiting blocks go into the heap at once, so that blocks freed into an arena nobody
+    /// allocates from any more are not stranded.
+    ///
+    /// # Safety
+    /// As for [`HandedBack::push_run`]; every block of the run belongs to this arena.
+    pub unsafe fn hand_back(&self, first: *mut u8, last: *mut u8, bytes: usize) {
+        // SAFETY: forwarded from the caller.
+        let waiting = unsafe { self.handed_back.push_run(first, last, bytes) };
+        if waiting >= HANDED_BACK_DRAIN_BYTES {
+            if let Some(mut guard) = self.try_lock() {
+                thread_cache::drain_handed_back(&mut guard);
+            }
+        }
+    }
+
     #[inline(always)]
     pub fn try_lock(&self) -> Option<ArenaGuard<'_>> {
         // Not `then_some`: that would build (and drop, unlocking) a guard when the lock is busy.
@@ -71,9 +97,27 @@ impl Arena {
     }
 }
 
+/// Bytes waiting on an arena's hand-back stack beyond which the thread that pushes more frees
+/// them all into the heap (if the arena's lock is free).
+const HANDED_BACK_DRAIN_BYTES: usize = 1 << 20;
+
 /// Exclusive access to an arena's heap for as long as it lives.
 pub struct ArenaGuard<'a> {
     arena: &'a Arena,
+}
+
+impl ArenaGuard<'_> {
+    /// The arena's hand-back stack (taking from it is reserved to lock holders).
+    #[inline(always)]
+    pub fn handed_back(&self) -> &HandedBack {
+        &self.arena.handed_back
+    }
+
+    /// The locked arena.
+    #[inline(always)]
+    pub fn arena(&self) -> *const Arena {
+        self.arena
+    }
 }
 
 impl Deref for ArenaGuard<'_> {
@@ -188,6 +232,17 @@ pub fn number_of(arena: *const Arena) -> usize {
     (arena as usize - ARENAS.as_ptr() as usize) / core::mem::size_of::<Arena>() + 1
 }
 
+/// Frees every block waiting on the hand-back stacks into the heaps: of every arena, or only of
+/// those whose lock is free right now.
+pub fn drain_all_handed_back(idle_only: bool) {
+    for arena in &ARENAS[..ARENA_COUNT.load(Ordering::Relaxed)] {
+        let guard = if idle_only { arena.try_lock() } else { Some(arena.lock()) };
+        if let Some(mut guard) = guard {
+            thread_cache::drain_handed_back(&mut guard);
+        }
+    }
+}
+
 /// Calls `f` on every arena's heap in turn, each under its lock.
 pub fn for_each_arena(mut f: impl FnMut(&mut Heap)) {
     for arena in &ARENAS[..ARENA_COUNT.load(Ordering::Relaxed)] {
@@ -242,6 +297,7 @@ fn init_slow() {
     unsafe { config::load() };
     let random = random_word();
     crate::block::set_tag_secret(random);
+    crate::thread_cache::set_keys(random.rotate_left(29) ^ 0x6a09_e667_f3bc_c908);
     let config = config::get();
     // Only the arenas in use are touched: the rest stay untouched zero pages.
     for arena in &ARENAS[..config.arenas] {
@@ -259,7 +315,7 @@ fn init_slow() {
     }
     STATE.store(READY, Ordering::Release);
     // After READY: registering may itself allocate, which is now fine.
-    crate::thread_cache::init(random.rotate_left(29) ^ 0x6a09_e667_f3bc_c908);
+    crate::thread_cache::init();
     // SAFETY: the handlers are plain functions that only touch binmalloc's locks.
     unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork_in_parent), Some(after_fork_in_child)) };
     if config.verbose {

@@ -15,6 +15,7 @@ pub enum Misuse {
     CorruptedHeader,
     CorruptedNeighbour,
     WrongHeap,
+    WrittenAfterFree,
 }
 
 impl Misuse {
@@ -27,6 +28,7 @@ impl Misuse {
             Misuse::CorruptedHeader => "corrupted block header (buffer overflow?)",
             Misuse::CorruptedNeighbour => "corrupted block header of a neighbouring block (buffer overflow?)",
             Misuse::WrongHeap => "pointer does not belong to this heap",
+            Misuse::WrittenAfterFree => "freed block written to after it was freed (use after free?)",
         }
     }
 }

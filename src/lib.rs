@@ -9,7 +9,8 @@
 //! - [`region`]: mmap'd regions carved into blocks; [`region_map`] finds a pointer's region.
 //! - [`heap`]: one lock-free-of-its-own heap: allocation, free, coalescing, in-place resize.
 //! - [`arena`]: heaps behind locks, the per-thread choice of arena, start-up and fork.
-//! - [`thread_cache`]: the per-thread fast path of small blocks, taking no lock.
+//! - [`thread_cache`]: the per-thread fast path of small blocks, taking no lock;
+//!   [`handed_back`]: blocks other threads freed, back to their arena without its lock.
 //! - [`user_heap`]: first-class heaps a program creates and destroys as a whole.
 //! - [`large`]: requests above the big-allocation cutoff, straight to mmap.
 //! - [`lock`]: a futex lock that never allocates; [`valgrind`]: telling helgrind and drd about it.
@@ -27,6 +28,7 @@ pub mod config;
 pub mod dump;
 pub mod fatal;
 pub mod fmt;
+pub mod handed_back;
 pub mod heap;
 pub mod large;
 pub mod lock;

@@ -30,6 +30,8 @@ pub fn purge_pending() -> bool {
 #[cold]
 pub fn purge_due_arenas() {
     PURGE_PENDING.store(false, Ordering::Relaxed);
+    // Blocks waiting to be handed back are in use to the heaps; freed, they can be purged too.
+    crate::arena::drain_all_handed_back(true);
     crate::arena::for_each_idle_arena(|heap| {
         heap.purge_if_due_now();
         if heap.purge_at_ms != 0 {

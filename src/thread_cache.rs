@@ -216,8 +216,16 @@ fn this_thread_cache() -> *mut ThreadCache {
     CACHE.with(|c| c.get())
 }
 
-/// Marks cached blocks; random per process so user data rarely matches it by accident.
+/// Marks cached blocks; random per process so user data rarely matches it by accident. Odd.
 static CACHE_KEY: AtomicUsize = AtomicUsize::new(0);
+
+/// Marks blocks waiting on an arena's hand-back stack: the cache key with its low bit clear.
+/// Such a block is in use to the heap but already freed; a block being freed or reallocated that
+/// carries this key is looked for on its arena's stack (`is_handed_back`).
+#[inline(always)]
+pub(crate) fn handed_back_key() -> usize {
+    CACHE_KEY.load(Ordering::Relaxed) & !1
+}
 static THREAD_EXIT_KEY: AtomicUsize = AtomicUsize::new(usize::MAX);
 static CALLS_ALLOC: AtomicU64 = AtomicU64::new(0);
 static CALLS_FREE: AtomicU64 = AtomicU64::new(0);
@@ -281,8 +289,14 @@ fn next_cell(p: *mut u8) -> *mut *mut u8 {
     p.cast()
 }
 
+/// The cache key (for tests that plant it in a block).
+#[cfg(test)]
+pub(crate) fn cache_key() -> usize {
+    CACHE_KEY.load(Ordering::Relaxed)
+}
+
 #[inline(always)]
-fn key_cell(p: *mut u8) -> *mut usize {
+pub(crate) fn key_cell(p: *mut u8) -> *mut usize {
     p.wrapping_add(8).cast()
 }
 
@@ -335,7 +349,10 @@ pub fn push_home(p: *mut u8, size: usize, arena_number: usize) -> bool {
         // SAFETY: `p` is an in-use block of at least MIN_BLOCK_SIZE - HEADER_SIZE = 24 bytes, which
         // the caller is giving up: its first two words are now ours.
         unsafe {
-            if key_cell(p).read() == CACHE_KEY.load(Ordering::Relaxed) || c.lists.counts[class] as usize >= list_limit(class) {
+            // Either key (cached, or handed back) sends the block to `push` for a closer look.
+            if key_cell(p).read() | 1 == CACHE_KEY.load(Ordering::Relaxed)
+                || c.lists.counts[class] as usize >= list_limit(class)
+            {
                 return false;
             }
         }
@@ -386,7 +403,10 @@ fn push_active(c: &mut ThreadCache, p: *mut u8, class: usize, arena: *const Aren
     // SAFETY: `p` is an in-use block of at least MIN_BLOCK_SIZE - HEADER_SIZE = 24 bytes, which
     // the caller is giving up: its first two words are now ours.
     unsafe {
-        if key_cell(p).read() == CACHE_KEY.load(Ordering::Relaxed) && is_cached_here(c, p, class) {
+        let key = key_cell(p).read();
+        if key == CACHE_KEY.load(Ordering::Relaxed) && is_cached_here(c, p, class)
+            || key == handed_back_key() && is_handed_back(p, arena)
+        {
             let misuse = if call == "free" { Misuse::DoubleFree } else { Misuse::AlreadyFreed };
             fatal::misuse(call, p, misuse);
         }
@@ -409,14 +429,20 @@ fn push_active(c: &mut ThreadCache, p: *mut u8, class: usize, arena: *const Aren
 /// A thread that only uses its cache looks for due purges every this many frees.
 const PURGE_CHECK_INTERVAL: u64 = 64;
 
-/// Whether `p` carries the cache key and sits in this thread's cache (so freeing or reallocating
-/// it again is misuse). Blocks cached by other threads are not found.
+/// Whether `p` sits in this thread's cache or on its arena's hand-back stack (so freeing or
+/// reallocating it again is misuse). Blocks cached by other threads are not found.
 pub fn is_cached_by_this_thread(p: *mut u8, size: usize) -> bool {
     if size > CACHED_BLOCK_MAX {
         return false;
     }
     // SAFETY: `p` is a valid payload of at least 24 bytes (caller checked its header).
-    if unsafe { key_cell(p).read() } != CACHE_KEY.load(Ordering::Relaxed) {
+    let key = unsafe { key_cell(p).read() };
+    if key == handed_back_key() {
+        let region = region_map::lookup(p as usize);
+        // SAFETY: the caller found `p` in a live region, which points at its arena.
+        return !region.is_null() && is_handed_back(p, unsafe { (*region).arena });
+    }
+    if key != CACHE_KEY.load(Ordering::Relaxed) {
         return false;
     }
     with_cache(|c| is_cached_here(c, p, class_of_block(size)))
@@ -465,25 +491,50 @@ fn push_remote(c: &mut ThreadCache, p: *mut u8) {
     }
 }
 
-/// Returns every held remote block to its arena.
+/// Hands every held remote block back to its arena (see `handed_back`): one push per run of
+/// consecutive blocks of the same arena, no lock.
 #[cold]
 fn return_remote(c: &mut ThreadCache) {
-    let mut head = core::mem::replace(&mut c.remote_head, null_mut());
+    let mut p = core::mem::replace(&mut c.remote_head, null_mut());
     let mut left = core::mem::take(&mut c.remote_count);
-    return_blocks(|| {
-        if left == 0 {
-            return null_mut();
-        }
-        let p = head;
+    // The run being gathered: its arena, first and last block, and bytes.
+    let mut run: Option<(*const Arena, *mut u8, *mut u8, usize)> = None;
+    while left > 0 {
         left -= 1;
-        if left > 0 {
-            // SAFETY: `p` is a held block that is not the last; its next cell is ours.
-            head = unsafe { next_cell(p).read() };
-        }
-        p
-    });
+        // SAFETY: `p` is a held block; its next cell is ours, and is read (when it links to
+        // another held block) before a hand-back rewrites it.
+        let next = if left > 0 { unsafe { next_cell(p).read() } } else { null_mut() };
+        let region = region_map::lookup(p as usize);
+        // SAFETY: held blocks are in-use blocks of process arenas' regions, which stay live; the
+        // key cell is the caller's.
+        let (arena, size) = unsafe {
+            key_cell(p).write(handed_back_key());
+            ((*region).arena, crate::block::read_header(block_of(p)).size())
+        };
+        run = match run {
+            Some((a, first, last, bytes)) if a == arena => {
+                // SAFETY: `p` is held; putting it at the front of the run rewrites its own next
+                // cell, already read.
+                unsafe { next_cell(p).write(first) };
+                Some((a, p, last, bytes + size))
+            }
+            other => {
+                if let Some((a, first, last, bytes)) = other {
+                    // SAFETY: the run's blocks are held blocks of arena `a`, linked first to last.
+                    unsafe { (*a).hand_back(first, last, bytes) };
+                }
+                Some((arena, p, p, size))
+            }
+        };
+        p = next;
+    }
+    if let Some((a, first, last, bytes)) = run {
+        // SAFETY: as above.
+        unsafe { (*a).hand_back(first, last, bytes) };
+    }
     publish_counts(c);
 }
+
 
 /// Turns the cache on for this thread: registers the thread-exit destructor, and takes over the
 /// cache of an exited thread if one is parked.
@@ -509,9 +560,14 @@ fn activate(c: &mut ThreadCache) -> bool {
     true
 }
 
-/// Creates the thread-exit key and the cache key; called once from start-up.
-pub fn init(random: usize) {
+/// Sets the cache key (and so the hand-back key); called once from start-up, before any block
+/// is handed out, so that no block can meet a key of zero.
+pub fn set_keys(random: usize) {
     CACHE_KEY.store(random | 1, Ordering::Relaxed);
+}
+
+/// Creates the thread-exit key; called once from start-up.
+pub fn init() {
     let mut key: libc::pthread_key_t = 0;
     // SAFETY: `key` is a valid out-pointer; the destructor is a plain function.
     if unsafe { libc::pthread_key_create(&mut key, Some(on_thread_exit)) } == 0 {
@@ -620,6 +676,97 @@ fn return_blocks(mut next: impl FnMut() -> *mut u8) {
     }
 }
 
+/// Frees every block waiting on the locked arena's hand-back stack into its heap.
+pub fn drain_handed_back(heap: &mut ArenaGuard) {
+    let first = heap.handed_back().take_all();
+    if first.is_null() {
+        return;
+    }
+    let arena = heap.arena();
+    let bytes = walk_handed_back(first, arena, "free", |p, _| {
+        // SAFETY: `p` is a checked handed-back block of the locked arena, in use.
+        unsafe {
+            key_cell(p).write(0);
+            heap.free_block(block_of(p), "free");
+        }
+    });
+    heap.handed_back().note_taken(bytes);
+}
+
+/// Whether `p`, a block of `arena` that carries the hand-back key, is on the arena's hand-back
+/// stack. The key alone is no proof: the program's data may hold the same word (a fuzzer that
+/// watches comparisons learns it), so the stack is searched, under the arena's lock, which keeps
+/// every block on it in place. A block on the stack that fails its check ends the search: the
+/// next take of the stack diagnoses it.
+#[cold]
+fn is_handed_back(p: *mut u8, arena: *const Arena) -> bool {
+    if !crate::arena::is_process_arena(arena) {
+        return false;
+    }
+    // SAFETY: process arenas live for the life of the process.
+    let heap = unsafe { &*arena }.lock();
+    let number = crate::arena::number_of(arena);
+    let key = handed_back_key();
+    let mut at = heap.handed_back().first();
+    while !at.is_null() && checked_handed_back(at, number, key).is_some() {
+        if at == p {
+            return true;
+        }
+        // SAFETY: `at` is a checked block on the stack, which only a lock holder may take from:
+        // its first word is the stack's link.
+        at = unsafe { next_cell(at).read() };
+    }
+    false
+}
+
+/// Walks the chain `first` taken from `arena`'s hand-back stack, calling `f` on each block
+/// with its size (after reading its link, so `f` may relink it); returns the bytes walked.
+/// Every block is checked before it is used — its region is `arena`'s, its header is valid and
+/// in use, it carries the hand-back key — so a link the program overwrote after freeing the block
+/// ends in a diagnosis rather than a walk into the wild.
+fn walk_handed_back(first: *mut u8, arena: *const Arena, call: &'static str, mut f: impl FnMut(*mut u8, usize)) -> usize {
+    let number = crate::arena::number_of(arena);
+    let key = handed_back_key();
+    let mut bytes = 0;
+    let mut came_from = null_mut::<u8>();
+    let mut p = first;
+    while !p.is_null() {
+        let Some(size) = checked_handed_back(p, number, key) else {
+            // The block whose link led here was written to after its free (or `p` itself was).
+            fatal::misuse(call, if came_from.is_null() { p } else { came_from }, Misuse::WrittenAfterFree);
+        };
+        // SAFETY: `p` is a checked handed-back block: its first word is the stack's link.
+        let next = unsafe { next_cell(p).read() };
+        f(p, size);
+        bytes += size;
+        came_from = p;
+        p = next;
+    }
+    bytes
+}
+
+/// The size of `p`, a block reached on a hand-back chain of the arena numbered `number`, if it
+/// is what such a block must be; None otherwise. Reads nothing outside that arena's regions.
+fn checked_handed_back(p: *mut u8, number: usize, key: usize) -> Option<usize> {
+    let entry = region_map::lookup_entry(p as usize);
+    let region = entry.region();
+    if region.is_null()
+        || entry.arena_number() != number
+        || p as usize % crate::block::ALIGNMENT != 0
+        || (block_of(p) as usize) < crate::region::Region::first_block(region) as usize
+    {
+        return None;
+    }
+    // SAFETY: as in `alloc::locate`: the map puts `p` inside the region, and a 16-aligned `p`
+    // past the first block has its header inside the block area.
+    let header = unsafe { crate::block::read_header(block_of(p)) };
+    if !header.is_valid_at(block_of(p)) || !header.in_use() || header.size() > CACHED_BLOCK_MAX {
+        return None;
+    }
+    // SAFETY: a valid in-use block has at least 24 payload bytes; the key is the second word.
+    (unsafe { key_cell(p).read() } == key).then_some(header.size())
+}
+
 /// Blocks taken by a class's refill number `refills` (from 0): 1, 2, 4, … up to half the list.
 #[inline]
 fn refill_batch(limit: usize, refills: u8) -> usize {
@@ -657,9 +804,40 @@ pub fn refill(class: usize) -> *mut u8 {
         Some(Ok(batch)) => batch,
     };
     let mut heap = lock_local_arena();
+    let handed = heap.handed_back().take_all();
     let cache_key = CACHE_KEY.load(Ordering::Relaxed);
     with_cache(|c| {
         let lists = &mut c.lists;
+        if !handed.is_null() {
+            // Blocks other threads freed go straight into the lists (they are in use already);
+            // those that find their list full go into the heap.
+            let arena = heap.arena();
+            let bytes = walk_handed_back(handed, arena, "malloc", |p, size| {
+                let k = class_of_block(size);
+                if (lists.counts[k] as usize) < list_limit(k) {
+                    // SAFETY: `p` is a checked handed-back block: its first two words are ours.
+                    unsafe {
+                        next_cell(p).write(lists.heads[k]);
+                        key_cell(p).write(cache_key);
+                    }
+                    lists.heads[k] = p;
+                    lists.counts[k] += 1;
+                } else {
+                    // SAFETY: as above; the block is in use and belongs to the locked arena.
+                    unsafe {
+                        key_cell(p).write(0);
+                        heap.free_block(block_of(p), "free");
+                    }
+                }
+            });
+            heap.handed_back().note_taken(bytes);
+            if lists.counts[class] != 0 {
+                drop(heap);
+                let p = take_head(lists, class);
+                publish_counts(c);
+                return p;
+            }
+        }
         let first = heap.alloc_run(need, batch, |p| {
             // SAFETY: `p` is a fresh in-use block of at least 24 bytes.
             unsafe {

@@ -4,7 +4,8 @@
 use std::sync::Mutex;
 
 use super::support::{pattern, Rng};
-use crate::alloc::{allocate, deallocate};
+use crate::alloc::{allocate, deallocate, reallocate};
+use crate::thread_cache::{cache_key, handed_back_key, key_cell};
 
 #[test]
 fn threads_allocate_and_free_each_others_blocks() {
@@ -82,6 +83,37 @@ fn a_write_into_the_last_cached_block_does_not_plant_a_wild_pointer() {
         unsafe { other.write_bytes(7, 24) };
         deallocate(other, "free");
         deallocate(again, "free");
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn a_block_whose_data_holds_a_cache_key_is_freed_normally() {
+    // The keys are only hints: a program's data may hold the same word where a freed block
+    // keeps its key (a fuzzer watching comparisons learns it), and such a block is live.
+    crate::arena::ensure_init(); // the keys are drawn at start-up
+    let keys = [cache_key(), handed_back_key()];
+    assert!(keys[0] != 0 && keys[1] != 0);
+    let plant = |p: *mut u8, key: usize| {
+        assert!(!p.is_null());
+        // SAFETY: `p` is a live block of at least 40 bytes; its second word is data.
+        unsafe { key_cell(p).write(key) };
+        p
+    };
+    // Blocks of this thread's arena, freed by another thread (unless both share an arena).
+    let elsewhere: Vec<usize> = keys.iter().map(|&k| plant(allocate(40), k) as usize).collect();
+    std::thread::spawn(move || {
+        for (key, other) in keys.into_iter().zip(elsewhere) {
+            let p = plant(allocate(40), key);
+            deallocate(p, "free");
+            let again = allocate(40);
+            assert_eq!(again, p, "the block was cached, not diagnosed");
+            let p = plant(again, key);
+            assert_eq!(reallocate(p, 40), p, "a block that still holds the request stays");
+            deallocate(p, "free");
+            deallocate(other as *mut u8, "free");
+        }
     })
     .join()
     .unwrap();
