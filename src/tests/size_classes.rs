@@ -99,3 +99,20 @@ fn cache_classes_round_trip() {
         size += SIZE_GRANULE;
     }
 }
+
+#[test]
+fn cache_lists_hold_16_kib_or_a_few_blocks() {
+    use crate::thread_cache::{block_size_of_class, class_of_block, list_limit, CLASS_COUNT};
+    for class in 0..CLASS_COUNT {
+        let (size, limit) = (block_size_of_class(class), list_limit(class));
+        assert!((1..=64).contains(&limit), "class {class}: limit {limit}");
+        let few = if size > 32 << 10 { 1 } else { 4 };
+        // Within 16 KiB (or at the block count that is always allowed), and not below it.
+        assert!(limit * size <= 16 << 10 || limit == few, "class {class} ({size} B): limit {limit}");
+        assert!(limit >= few.min((16 << 10) / size).max(1), "class {class} ({size} B): limit {limit}");
+        assert!(limit == 64 || (limit + 1) * size > 16 << 10 || limit < few, "class {class}: room left");
+    }
+    assert_eq!(list_limit(class_of_block(4 << 10)), 4);
+    assert_eq!(list_limit(class_of_block(32 << 10)), 4);
+    assert_eq!(list_limit(class_of_block(64 << 10)), 1);
+}
