@@ -2,33 +2,16 @@
  * freed again: the first free hands it back to its arena (still in use to the
  * heap), so the second must be recognised by its hand-back mark. Must abort
  * with "double free". */
-#include <pthread.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+
+#include "handed_back.h"
 
 #define BLOCKS 64
 
-static char *blocks[BLOCKS];
-
-static void *free_them(void *arg)
-{
-    (void)arg;
-    for (int i = 0; i < BLOCKS; i++)
-        free(blocks[i]);
-    return NULL;
-}
-
 int main(void)
 {
-    for (int i = 0; i < BLOCKS; i++) {
-        blocks[i] = malloc(100);
-        if (!blocks[i])
-            return 2;
-        memset(blocks[i], i, 100);
-    }
-    pthread_t t;
-    if (pthread_create(&t, NULL, free_them, NULL) || pthread_join(t, NULL))
+    static char *blocks[BLOCKS];
+    if (hand_back(blocks, BLOCKS, 100))
         return 2;
     fprintf(stderr, "misuse: free(%p)\n", (void *)blocks[0]);
     free(blocks[0]); /* misuse */
