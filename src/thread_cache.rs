@@ -224,7 +224,8 @@ fn this_thread_cache() -> *mut ThreadCache {
     CACHE.with(|c| c.get())
 }
 
-/// Marks cached blocks; random per process so user data rarely matches it by accident. Odd.
+/// Marks cached blocks; random per process so user data rarely matches it by accident. Always
+/// odd: the hand-back key is the same word with its low bit clear.
 static CACHE_KEY: AtomicUsize = AtomicUsize::new(0);
 
 /// Marks blocks waiting on an arena's hand-back stack: the cache key with its low bit clear.
