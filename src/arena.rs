@@ -233,9 +233,13 @@ pub fn number_of(arena: *const Arena) -> usize {
 }
 
 /// Frees every block waiting on the hand-back stacks into the heaps: of every arena, or only of
-/// those whose lock is free right now.
+/// those whose lock is free right now. Arenas with nothing waiting are not locked (this runs at
+/// every purge check).
 pub fn drain_all_handed_back(idle_only: bool) {
     for arena in &ARENAS[..ARENA_COUNT.load(Ordering::Relaxed)] {
+        if arena.handed_back.is_empty() {
+            continue;
+        }
         let guard = if idle_only { arena.try_lock() } else { Some(arena.lock()) };
         if let Some(mut guard) = guard {
             thread_cache::drain_handed_back(&mut guard);

@@ -47,14 +47,20 @@ impl HandedBack {
         self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes
     }
 
+    /// Whether the stack looks empty (a racing push may just have made it not).
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.tell_race_checkers();
+        self.head.load(Ordering::Relaxed).is_null()
+    }
+
     /// Takes every block on the stack: the first of a null-terminated chain, or null. The
     /// caller reports the bytes it took with [`HandedBack::note_taken`].
     #[inline]
     pub fn take_all(&self) -> *mut u8 {
-        if self.head.load(Ordering::Relaxed).is_null() {
+        if self.is_empty() {
             return null_mut();
         }
-        self.tell_race_checkers();
         let first = self.head.swap(null_mut(), Ordering::Acquire);
         crate::valgrind::happens_after(self.tag());
         first

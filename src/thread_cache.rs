@@ -544,7 +544,6 @@ fn return_remote(c: &mut ThreadCache) {
     publish_counts(c);
 }
 
-
 /// Turns the cache on for this thread: registers the thread-exit destructor, and takes over the
 /// cache of an exited thread if one is parked.
 #[cold]
