@@ -4,6 +4,7 @@
 #   make test            everything below, in order, with a summary at the end:
 #                          test-rust      cargo test --release
 #                          check-header   include/binmalloc.h is current and clean
+#                          check-library  libbinmalloc.so needs only libc and exports only the C ABI
 #                          test-c         the C tests, preloaded / linked / static
 #                          test-misuse    misuse is reported and aborts
 #                          test-real      python, perl, git, gcc, bash, sort, tar under binmalloc
@@ -50,7 +51,7 @@ PRELOAD_BINS := $(addprefix $(BUILD)/preload/,$(C_TESTS))
 LINKED_BINS  := $(addprefix $(BUILD)/linked/,$(C_TESTS) test_header test_heaps)
 STATIC_BINS  := $(BUILD)/static/test_abi
 
-.PHONY: all build test test-rust check-header c-tests test-c test-misuse test-real \
+.PHONY: all build test test-rust check-header check-library c-tests test-c test-misuse test-real \
         test-loom test-miri test-course test-faults test-memory-return test-heapmap test-valgrind test-suites test-fuzz \
         check-install stress demo bench install uninstall clean
 
@@ -71,6 +72,9 @@ test-rust:
 
 check-header: build
 	@scripts/test_header.sh
+
+check-library: build
+	@scripts/test_library.sh
 
 c-tests: build $(PRELOAD_BINS) $(LINKED_BINS) $(STATIC_BINS)
 

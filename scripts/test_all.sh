@@ -3,7 +3,7 @@
 # fails, so that one run shows everything - and closes with a summary table
 # and a total "N passed, M failed" over all stages' individual tests.
 #
-# Stages: test-rust, check-header, test-c, test-misuse, test-real, test-loom,
+# Stages: test-rust, check-header, check-library, test-c, test-misuse, test-real, test-loom,
 # test-miri, test-course, test-faults, test-memory-return, test-heapmap,
 # test-valgrind, test-suites, test-fuzz, check-install (see the
 # Makefile). Logs: build/test-logs/<stage>.log
@@ -15,7 +15,7 @@ LOGS=build/test-logs
 mkdir -p "$LOGS"
 MAKE="${MAKE:-make}"
 
-stages=(test-rust check-header test-c test-misuse test-real)
+stages=(test-rust check-header check-library test-c test-misuse test-real)
 # suites with scripts of their own, run when present
 for extra in loom miri course faults memory_return heapmap valgrind suites fuzz; do
     [[ -f scripts/test_$extra.sh ]] && stages+=("test-${extra//_/-}")

@@ -14,8 +14,18 @@
 //! - [`user_heap`]: first-class heaps a program creates and destroys as a whole.
 //! - [`large`]: requests above the big-allocation cutoff, straight to mmap.
 //! - [`lock`]: a futex lock that never allocates; [`valgrind`]: telling helgrind and drd about it.
+//! - [`tls`]: per-thread statics without std and without a call per access.
 //! - [`config`], [`stats`], [`fatal`], [`check`], [`fmt`], [`dump`]: options, counters, dying,
 //!   the heap checker, allocation-free formatting and the JSON heap dump.
+
+// The C library on x86-64 needs nothing from Rust's std, whose panic and backtrace code would
+// be most of the library's size (and pull in libgcc_s). Builds that unwind (`cargo test`),
+// programs that link the Rust library with std (feature `std`) and other architectures (whose
+// per-thread statics use `thread_local!`) keep std. `fatal::without_std` repeats this condition.
+#![cfg_attr(
+    all(feature = "c-abi", not(feature = "std"), not(test), target_arch = "x86_64", panic = "abort"),
+    no_std
+)]
 
 #[cfg(all(feature = "c-abi", not(test)))]
 pub mod abi;
@@ -40,6 +50,7 @@ pub mod region_map;
 pub mod size_class;
 pub mod stats;
 pub mod thread_cache;
+mod tls;
 pub mod user_heap;
 pub mod valgrind;
 

@@ -1,9 +1,10 @@
 //! The only module that talks to the kernel. Out-of-memory becomes `None`; a failure that can
 //! only mean a bug in binmalloc (munmap of a range we mapped) is fatal.
 
-use core::cell::Cell;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::tls::thread_static;
 
 /// The granularity of every mapping. x86-64 and aarch64 Linux both use 4 KiB base pages for
 /// anonymous private mappings; `page_size_is_base_page` in the tests guards the assumption.
@@ -18,20 +19,29 @@ pub const fn align_up(n: usize, align: usize) -> Option<usize> {
     }
 }
 
-thread_local! {
-    /// Fault injection for tests, per thread so that other threads' mappings neither trigger nor
-    /// consume it: when non-zero, this thread's mapping request with this number (1 = the next
-    /// one) fails once, as if the kernel were out of memory.
-    static FAIL_MAPPING_AT: Cell<u64> = const { Cell::new(0) };
-    static MAPPING_CALLS: Cell<u64> = const { Cell::new(0) };
+/// Fault injection for tests, per thread so that other threads' mappings neither trigger nor
+/// consume it.
+struct FaultInjection {
+    /// When non-zero, this thread's mapping request with this number (1 = the next one) fails
+    /// once, as if the kernel were out of memory.
+    fail_mapping_at: u64,
+    /// This thread's mapping requests since the failure was armed.
+    mapping_calls: u64,
 }
+
+thread_static! {
+    fn this_thread_faults() -> FaultInjection;
+}
+
 static INJECTED_FAULTS: AtomicU64 = AtomicU64::new(0);
 
 /// Makes the calling thread's `n`-th mapping request from now fail once (0 disarms). Used by the
 /// fault-injection tests through `binmalloc_inject_mmap_failure` and `BINMALLOC_FAULT_MMAP=N`.
 pub fn fail_nth_mapping(n: u64) {
-    MAPPING_CALLS.with(|c| c.set(0));
-    FAIL_MAPPING_AT.with(|t| t.set(n));
+    // SAFETY: this thread's own `FaultInjection`, not shared with any other thread.
+    let faults = unsafe { &mut *this_thread_faults() };
+    faults.mapping_calls = 0;
+    faults.fail_mapping_at = n;
 }
 
 /// How many mapping requests were failed on purpose so far, in all threads.
@@ -42,18 +52,16 @@ pub fn injected_faults() -> u64 {
 /// Whether this mapping request is the one chosen to fail.
 #[inline(always)]
 fn injected_failure() -> bool {
-    let target = FAIL_MAPPING_AT.with(Cell::get);
-    if target == 0 {
+    // SAFETY: as in `fail_nth_mapping`.
+    let faults = unsafe { &mut *this_thread_faults() };
+    if faults.fail_mapping_at == 0 {
         return false;
     }
-    let call = MAPPING_CALLS.with(|c| {
-        c.set(c.get() + 1);
-        c.get()
-    });
-    if call != target {
+    faults.mapping_calls += 1;
+    if faults.mapping_calls != faults.fail_mapping_at {
         return false;
     }
-    FAIL_MAPPING_AT.with(|t| t.set(0));
+    faults.fail_mapping_at = 0;
     INJECTED_FAULTS.fetch_add(1, Ordering::Relaxed);
     true
 }

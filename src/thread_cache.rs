@@ -22,6 +22,7 @@ use crate::fatal::{self, Misuse};
 use crate::orphans;
 use crate::region_map;
 use crate::size_class::{EXACT_BINS, EXACT_LIMIT};
+use crate::tls::thread_static;
 
 #[cfg(test)]
 pub(crate) const CLASS_COUNT: usize = CLASSES;
@@ -150,8 +151,8 @@ struct ThreadCache {
     /// does not take (and at exit give back) a full batch.
     refills: [u8; CLASSES],
     state: u8,
-    /// Which arena this thread uses, or null (kept here, in the one initial-exec TLS block,
-    /// because a shared library's `thread_local!` costs a `__tls_get_addr` call per access).
+    /// Which arena this thread uses, or null (kept here so that the fast path's one TLS access
+    /// also finds the arena).
     home: *const Arena,
     /// The region-map arena number of `home` while the cache is active, else [`NO_FAST_FREE`]:
     /// `free` caches a block on its fast path only when the block's map entry carries this number.
@@ -165,63 +166,9 @@ struct ThreadCache {
     pending_frees: u64,
 }
 
-/// The calling thread's cache. On x86-64 it lives in a `.tbss` symbol read with the
-/// initial-exec TLS model (`fs:0` plus a GOT offset, two instructions): a shared library's
-/// `thread_local!` would call `__tls_get_addr` on every access, a measurable share of a
-/// malloc/free pair. Zero-filled TLS is a valid empty cache. Elsewhere, a const `thread_local!`
-/// without `Drop` (plain TLS, no lazy registration, no allocation).
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn this_thread_cache() -> *mut ThreadCache {
-    let cache: *mut ThreadCache;
-    // SAFETY: reads the thread pointer and the GOT entry the dynamic linker fills with the
-    // symbol's offset from it; both are valid for the life of the thread.
-    unsafe {
-        core::arch::asm!(
-            "mov {cache}, qword ptr fs:[0]",
-            "add {cache}, qword ptr [rip + binmalloc_thread_cache@GOTTPOFF]",
-            cache = out(reg) cache,
-            options(pure, readonly, nostack),
-        );
-    }
-    cache
-}
-
-#[cfg(target_arch = "x86_64")]
-core::arch::global_asm!(
-    ".section .tbss,\"awT\",@nobits",
-    ".p2align 6",
-    ".globl binmalloc_thread_cache",
-    ".hidden binmalloc_thread_cache",
-    ".type binmalloc_thread_cache,@object",
-    "binmalloc_thread_cache:",
-    ".zero {size}",
-    ".size binmalloc_thread_cache, {size}",
-    ".text",
-    size = const core::mem::size_of::<ThreadCache>(),
-);
-
-#[cfg(not(target_arch = "x86_64"))]
-thread_local! {
-    static CACHE: UnsafeCell<ThreadCache> = const {
-        UnsafeCell::new(ThreadCache {
-            lists: Lists::EMPTY,
-            refills: [0; CLASSES],
-            state: NEW,
-            home: core::ptr::null(),
-            home_number: 0,
-            remote_head: null_mut(),
-            remote_count: 0,
-            pending_allocs: 0,
-            pending_frees: 0,
-        })
-    };
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-#[inline(always)]
-fn this_thread_cache() -> *mut ThreadCache {
-    CACHE.with(|c| c.get())
+thread_static! {
+    /// The calling thread's cache (all zero bytes is a valid empty cache, in state `NEW`).
+    fn this_thread_cache() -> ThreadCache;
 }
 
 /// Marks cached blocks; random per process so user data rarely matches it by accident. Always
