@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite uses, when (and only when) one
 # of their commands is missing: compilers, make, the real programs that
-# scripts/test_real_programs.sh runs, pkg-config for `make check-install`.
+# scripts/test_real_programs.sh runs, pkg-config for `make check-install`,
+# binutils for `make check-library`.
 # Run by `make test` and by .ci/run. Needs root (or sudo) only if something
 # is missing; without it, says what to install and carries on.
 set -euo pipefail
@@ -21,6 +22,9 @@ declare -A need=(
     [timeout]=coreutils
     [md5sum]=coreutils
     [ldd]=libc-bin
+    [readelf]=binutils
+    [nm]=binutils
+    [size]=binutils
 )
 missing=()
 for cmd in "${!need[@]}"; do
