@@ -10,5 +10,6 @@ mod large_blocks;
 mod loom_lock;
 mod size_classes;
 mod support;
+mod thread_statics;
 mod threads;
 mod user_heaps;
