@@ -64,7 +64,7 @@ trap 'rm -f "$out"' EXIT
 RUSTC_ICE=0 CARGO_TARGET_DIR="$ROOT/target/miri" \
 MIRIFLAGS="${MIRIFLAGS:-} -Zmiri-ignore-leaks -Zmiri-permissive-provenance -Zmiri-disable-weak-memory-emulation" \
     cargo +nightly miri test --lib -- \
-        tests::checker tests::faults tests::heap_cases tests::large_blocks tests::heap_model tests::size_classes \
+        tests::checker tests::faults tests::handed_back tests::heap_cases tests::large_blocks tests::heap_model tests::size_classes \
         "${skips[@]}" --skip big_blocks_honour_large_alignments \
         --skip every_small_size_maps_into_its_bin_range --skip cache_classes_round_trip \
     2>&1 | tee "$out"

@@ -69,16 +69,16 @@ impl Arena {
         self.lock.unlock();
     }
 
-    /// Hands the run `first ..= last` (`bytes` bytes, linked through their first words) of this
-    /// arena's blocks back to it without its lock. When much is waiting and the lock is free,
-    /// the waiting blocks go into the heap at once, so that blocks freed into an arena nobody
+    /// Hands `blocks` (`bytes` bytes, at most `handed_back::BATCH_MAX` of this arena's blocks)
+    /// back to it without its lock. When much is waiting on the stack and the lock is free, the
+    /// waiting blocks go into the heap at once, so that blocks freed into an arena nobody
     /// allocates from any more are not stranded.
     ///
     /// # Safety
-    /// As for [`HandedBack::push_run`]; every block of the run belongs to this arena.
-    pub unsafe fn hand_back(&self, first: *mut u8, last: *mut u8, bytes: usize) {
+    /// As for [`HandedBack::push`]; every block belongs to this arena.
+    pub unsafe fn hand_back(&self, blocks: &[*mut u8], bytes: usize) {
         // SAFETY: forwarded from the caller.
-        let waiting = unsafe { self.handed_back.push_run(first, last, bytes) };
+        let waiting = unsafe { self.handed_back.push(blocks, bytes) };
         if waiting >= HANDED_BACK_DRAIN_BYTES {
             if let Some(mut guard) = self.try_lock() {
                 thread_cache::drain_handed_back(&mut guard);
@@ -106,10 +106,11 @@ pub struct ArenaGuard<'a> {
     arena: &'a Arena,
 }
 
-impl ArenaGuard<'_> {
-    /// The arena's hand-back stack (taking from it is reserved to lock holders).
+impl<'a> ArenaGuard<'a> {
+    /// The arena's hand-back stack and batch slots (taking from them is reserved to lock
+    /// holders). Borrowed from the arena, not the guard, so the heap stays usable meanwhile.
     #[inline(always)]
-    pub fn handed_back(&self) -> &HandedBack {
+    pub fn handed_back(&self) -> &'a HandedBack {
         &self.arena.handed_back
     }
 
@@ -232,12 +233,12 @@ pub fn number_of(arena: *const Arena) -> usize {
     (arena as usize - ARENAS.as_ptr() as usize) / core::mem::size_of::<Arena>() + 1
 }
 
-/// Frees every block waiting on the hand-back stacks into the heaps: of every arena, or only of
-/// those whose lock is free right now. Arenas with nothing waiting are not locked (this runs at
-/// every purge check).
+/// Frees every block handed back (on the stacks and in the batch slots) into the heaps: of every
+/// arena, or only of those whose lock is free right now. Arenas with nothing waiting are not
+/// locked (this runs at every purge check).
 pub fn drain_all_handed_back(idle_only: bool) {
     for arena in &ARENAS[..ARENA_COUNT.load(Ordering::Relaxed)] {
-        if arena.handed_back.is_empty() {
+        if arena.handed_back.is_all_empty() {
             continue;
         }
         let guard = if idle_only { arena.try_lock() } else { Some(arena.lock()) };

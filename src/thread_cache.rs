@@ -175,9 +175,10 @@ thread_static! {
 /// odd: the hand-back key is the same word with its low bit clear.
 static CACHE_KEY: AtomicUsize = AtomicUsize::new(0);
 
-/// Marks blocks waiting on an arena's hand-back stack: the cache key with its low bit clear.
-/// Such a block is in use to the heap but already freed; a block being freed or reallocated that
-/// carries this key is looked for on its arena's stack (`is_handed_back`).
+/// Marks blocks handed back to their arena (in a batch slot or on the stack): the cache key with
+/// its low bit clear. Such a block is in use to the heap but already freed; a block being freed
+/// or reallocated that carries this key is looked for where handed-back blocks wait
+/// (`is_handed_back`).
 #[inline(always)]
 pub(crate) fn handed_back_key() -> usize {
     CACHE_KEY.load(Ordering::Relaxed) & !1
@@ -385,7 +386,7 @@ fn push_active(c: &mut ThreadCache, p: *mut u8, class: usize, arena: *const Aren
 /// A thread that only uses its cache looks for due purges every this many frees.
 const PURGE_CHECK_INTERVAL: u64 = 64;
 
-/// Whether `p` sits in this thread's cache or on its arena's hand-back stack (so freeing or
+/// Whether `p` sits in this thread's cache or waits handed back to its arena (so freeing or
 /// reallocating it again is misuse). Blocks cached by other threads are not found.
 pub fn is_cached_by_this_thread(p: *mut u8, size: usize) -> bool {
     if size > CACHED_BLOCK_MAX {
@@ -428,8 +429,8 @@ fn is_home(c: &ThreadCache, arena: *const Arena) -> bool {
     arena == c.home
 }
 
-/// Remote blocks a thread holds before returning them (one lock per arena per batch).
-const REMOTE_BATCH: u32 = 32;
+/// Remote blocks a thread holds before handing them back (one batch slot per arena per batch).
+const REMOTE_BATCH: u32 = crate::handed_back::BATCH_MAX as u32;
 
 /// Holds the block `p` of another arena for the next batch back to its arena.
 #[inline(always)]
@@ -447,18 +448,20 @@ fn push_remote(c: &mut ThreadCache, p: *mut u8) {
     }
 }
 
-/// Hands every held remote block back to its arena (see `handed_back`): one push per run of
-/// consecutive blocks of the same arena, no lock.
+/// Hands every held remote block back to its arena (see `handed_back`): one hand-back per run
+/// of consecutive blocks of the same arena, no lock.
 #[cold]
 fn return_remote(c: &mut ThreadCache) {
     let mut p = core::mem::replace(&mut c.remote_head, null_mut());
     let mut left = core::mem::take(&mut c.remote_count);
-    // The run being gathered: its arena, first and last block, and bytes.
-    let mut run: Option<(*const Arena, *mut u8, *mut u8, usize)> = None;
+    // The run being gathered: its arena, blocks and bytes.
+    let mut run = [null_mut::<u8>(); REMOTE_BATCH as usize];
+    let mut run_len = 0;
+    let mut run_arena: *const Arena = core::ptr::null();
+    let mut run_bytes = 0;
     while left > 0 {
         left -= 1;
-        // SAFETY: `p` is a held block; its next cell is ours, and is read (when it links to
-        // another held block) before a hand-back rewrites it.
+        // SAFETY: `p` is a held block; its next cell is ours (read before anything rewrites it).
         let next = if left > 0 { unsafe { next_cell(p).read() } } else { null_mut() };
         let region = region_map::lookup(p as usize);
         // SAFETY: held blocks are in-use blocks of process arenas' regions, which stay live; the
@@ -467,26 +470,21 @@ fn return_remote(c: &mut ThreadCache) {
             key_cell(p).write(handed_back_key());
             ((*region).arena, crate::block::read_header(block_of(p)).size())
         };
-        run = match run {
-            Some((a, first, last, bytes)) if a == arena => {
-                // SAFETY: `p` is held; putting it at the front of the run rewrites its own next
-                // cell, already read.
-                unsafe { next_cell(p).write(first) };
-                Some((a, p, last, bytes + size))
-            }
-            other => {
-                if let Some((a, first, last, bytes)) = other {
-                    // SAFETY: the run's blocks are held blocks of arena `a`, linked first to last.
-                    unsafe { (*a).hand_back(first, last, bytes) };
-                }
-                Some((arena, p, p, size))
-            }
-        };
+        if run_len > 0 && arena != run_arena {
+            // SAFETY: the run's blocks are held blocks of `run_arena`, given up once each.
+            unsafe { (*run_arena).hand_back(&run[..run_len], run_bytes) };
+            run_len = 0;
+            run_bytes = 0;
+        }
+        run_arena = arena;
+        run[run_len] = p;
+        run_len += 1;
+        run_bytes += size;
         p = next;
     }
-    if let Some((a, first, last, bytes)) = run {
+    if run_len > 0 {
         // SAFETY: as above.
-        unsafe { (*a).hand_back(first, last, bytes) };
+        unsafe { (*run_arena).hand_back(&run[..run_len], run_bytes) };
     }
     publish_counts(c);
 }
@@ -631,14 +629,24 @@ fn return_blocks(mut next: impl FnMut() -> *mut u8) {
     }
 }
 
-/// Frees every block waiting on the locked arena's hand-back stack into its heap.
+/// Frees every block handed back to the locked arena (on its stack and in its batch slots)
+/// into its heap.
 pub fn drain_handed_back(heap: &mut ArenaGuard) {
-    let first = heap.handed_back().take_all();
-    if first.is_null() {
+    let arena = heap.arena();
+    let stack = heap.handed_back().take_all();
+    heap.handed_back().take_batches(|blocks| {
+        walk_batch(blocks, arena, "free", |p, _| {
+            // SAFETY: `p` is a checked handed-back block of the locked arena, in use.
+            unsafe {
+                key_cell(p).write(0);
+                heap.free_block(block_of(p), "free");
+            }
+        })
+    });
+    if stack.is_null() {
         return;
     }
-    let arena = heap.arena();
-    let bytes = walk_handed_back(first, arena, "free", |p, _| {
+    let bytes = walk_handed_back(stack, arena, "free", |p, _| {
         // SAFETY: `p` is a checked handed-back block of the locked arena, in use.
         unsafe {
             key_cell(p).write(0);
@@ -648,11 +656,11 @@ pub fn drain_handed_back(heap: &mut ArenaGuard) {
     heap.handed_back().note_taken(bytes);
 }
 
-/// Whether `p`, a block of `arena` that carries the hand-back key, is on the arena's hand-back
-/// stack. The key alone is no proof: the program's data may hold the same word (a fuzzer that
-/// watches comparisons learns it), so the stack is searched, under the arena's lock, which keeps
-/// every block on it in place. A block on the stack that fails its check ends the search: the
-/// next take of the stack diagnoses it.
+/// Whether `p`, a block of `arena` that carries the hand-back key, waits in the arena's batch
+/// slots or on its hand-back stack. The key alone is no proof: the program's data may hold the
+/// same word (a fuzzer that watches comparisons learns it), so both are searched, under the
+/// arena's lock, which keeps every block in them in place. A block on the stack that fails its
+/// check ends the search: the next take of the stack diagnoses it.
 #[cold]
 fn is_handed_back(p: *mut u8, arena: *const Arena) -> bool {
     if !crate::arena::is_process_arena(arena) {
@@ -660,6 +668,9 @@ fn is_handed_back(p: *mut u8, arena: *const Arena) -> bool {
     }
     // SAFETY: process arenas live for the life of the process.
     let heap = unsafe { &*arena }.lock();
+    if heap.handed_back().batches_contain(p) {
+        return true;
+    }
     let number = crate::arena::number_of(arena);
     let key = handed_back_key();
     let mut at = heap.handed_back().first();
@@ -700,6 +711,36 @@ fn walk_handed_back(first: *mut u8, arena: *const Arena, call: &'static str, mut
     bytes
 }
 
+/// Calls `f` on each block of `blocks`, a batch taken from `arena`'s slots, with its size. The
+/// blocks are fetched in parallel first (other threads wrote them last), then each is checked
+/// as in [`walk_handed_back`]: a block that fails was written to after its free.
+fn walk_batch(blocks: &[*mut u8], arena: *const Arena, call: &'static str, mut f: impl FnMut(*mut u8, usize)) {
+    for &p in blocks {
+        prefetch_for_write(block_of(p));
+    }
+    let number = crate::arena::number_of(arena);
+    let key = handed_back_key();
+    for &p in blocks {
+        let Some(size) = checked_handed_back(p, number, key) else {
+            fatal::misuse(call, p, Misuse::WrittenAfterFree);
+        };
+        f(p, size);
+    }
+}
+
+/// Asks the CPU to start fetching the cache line at `p`, which this thread is about to read and
+/// write; a hint only (it never faults, whatever `p` is).
+#[inline(always)]
+fn prefetch_for_write(p: *mut u8) {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    // SAFETY: `prefetcht0` reads nothing architecturally and cannot fault on any address.
+    unsafe {
+        core::arch::asm!("prefetcht0 [{}]", in(reg) p, options(nostack, preserves_flags, readonly));
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+    let _ = p;
+}
+
 /// The size of `p`, a block reached on a hand-back chain of the arena numbered `number`, if it
 /// is what such a block must be; None otherwise. Reads nothing outside that arena's regions.
 fn checked_handed_back(p: *mut u8, number: usize, key: usize) -> Option<usize> {
@@ -720,6 +761,28 @@ fn checked_handed_back(p: *mut u8, number: usize, key: usize) -> Option<usize> {
     }
     // SAFETY: a valid in-use block has at least 24 payload bytes; the key is the second word.
     (unsafe { key_cell(p).read() } == key).then_some(header.size())
+}
+
+/// Puts `p`, a checked block handed back to the locked arena, into its class's list (it is in
+/// use already), or into the heap if that list is full.
+#[inline(always)]
+fn adopt_handed_back(lists: &mut Lists, heap: &mut ArenaGuard, p: *mut u8, size: usize) {
+    let class = class_of_block(size);
+    if (lists.counts[class] as usize) < list_limit(class) {
+        // SAFETY: `p` is a checked handed-back block: its first two words are ours.
+        unsafe {
+            next_cell(p).write(lists.heads[class]);
+            key_cell(p).write(CACHE_KEY.load(Ordering::Relaxed));
+        }
+        lists.heads[class] = p;
+        lists.counts[class] += 1;
+    } else {
+        // SAFETY: as above; the block is in use and belongs to the locked arena.
+        unsafe {
+            key_cell(p).write(0);
+            heap.free_block(block_of(p), "free");
+        }
+    }
 }
 
 /// Blocks taken by a class's refill number `refills` (from 0): 1, 2, 4, … up to half the list.
@@ -759,39 +822,24 @@ pub fn refill(class: usize) -> *mut u8 {
         Some(Ok(batch)) => batch,
     };
     let mut heap = lock_local_arena();
-    let handed = heap.handed_back().take_all();
     let cache_key = CACHE_KEY.load(Ordering::Relaxed);
     with_cache(|c| {
         let lists = &mut c.lists;
+        let arena = heap.arena();
+        // Blocks other threads freed go straight into the lists: every batch, then the stack.
+        heap.handed_back().take_batches(|blocks| {
+            walk_batch(blocks, arena, "malloc", |p, size| adopt_handed_back(lists, &mut heap, p, size))
+        });
+        let handed = heap.handed_back().take_all();
         if !handed.is_null() {
-            // Blocks other threads freed go straight into the lists (they are in use already);
-            // those that find their list full go into the heap.
-            let arena = heap.arena();
-            let bytes = walk_handed_back(handed, arena, "malloc", |p, size| {
-                let k = class_of_block(size);
-                if (lists.counts[k] as usize) < list_limit(k) {
-                    // SAFETY: `p` is a checked handed-back block: its first two words are ours.
-                    unsafe {
-                        next_cell(p).write(lists.heads[k]);
-                        key_cell(p).write(cache_key);
-                    }
-                    lists.heads[k] = p;
-                    lists.counts[k] += 1;
-                } else {
-                    // SAFETY: as above; the block is in use and belongs to the locked arena.
-                    unsafe {
-                        key_cell(p).write(0);
-                        heap.free_block(block_of(p), "free");
-                    }
-                }
-            });
+            let bytes = walk_handed_back(handed, arena, "malloc", |p, size| adopt_handed_back(lists, &mut heap, p, size));
             heap.handed_back().note_taken(bytes);
-            if lists.counts[class] != 0 {
-                drop(heap);
-                let p = take_head(lists, class);
-                publish_counts(c);
-                return p;
-            }
+        }
+        if lists.counts[class] != 0 {
+            drop(heap);
+            let p = take_head(lists, class);
+            publish_counts(c);
+            return p;
         }
         let first = heap.alloc_run(need, batch, |p| {
             // SAFETY: `p` is a fresh in-use block of at least 24 bytes.

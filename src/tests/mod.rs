@@ -4,6 +4,7 @@
 mod checker;
 mod faults;
 mod heap_model;
+mod handed_back;
 mod heap_cases;
 mod large_blocks;
 #[cfg(loom)]
