@@ -141,6 +141,7 @@ impl DerefMut for ArenaGuard<'_> {
 impl Drop for ArenaGuard<'_> {
     #[inline(always)]
     fn drop(&mut self) {
+        self.publish_in_use();
         self.arena.lock.unlock();
     }
 }
