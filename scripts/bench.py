@@ -18,7 +18,7 @@ results).
 Options (command line or environment):
   --quick              smoke run: 1 round, no warm-up, small sizes; results go
                        to build/bench/quick-results/ unless --out is given
-  --rounds N           timed rounds (BENCH_ROUNDS, default 5)
+  --rounds N           timed rounds (BENCH_ROUNDS, default 9)
   --only a,b           only these workloads (BENCH_ONLY); "micro" selects the
                        micro-benchmark, "none" (or an empty list) selects no workload
   --allocators a,b     only these allocators (BENCH_ALLOCATORS); glibc is
@@ -931,7 +931,7 @@ def main():
     opts = ap.parse_args()
 
     if opts.rounds is None:
-        opts.rounds = 1 if opts.quick else int(os.environ.get("BENCH_ROUNDS", "5"))
+        opts.rounds = 1 if opts.quick else int(os.environ.get("BENCH_ROUNDS", "9"))
     if opts.rounds < 1:
         sys.exit("bench: rounds must be at least 1")
     opts.warmup = 0 if opts.quick else 1

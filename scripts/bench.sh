@@ -5,7 +5,7 @@
 #   scripts/bench.sh --quick    smoke run: 1 round, small sizes (about a minute);
 #                               results go to build/bench/quick-results/
 #
-# Environment: BENCH_ROUNDS (default 5), BENCH_ONLY=churn,micro,...,
+# Environment: BENCH_ROUNDS (default 9), BENCH_ONLY=churn,micro,...,
 # BENCH_ALLOCATORS=binmalloc,mimalloc,... (glibc is always the baseline),
 # BENCH_OUT=dir, BENCH_TIMEOUT=seconds per run.  Other arguments are passed
 # on to scripts/bench.py (see `python3 scripts/bench.py --help`).
