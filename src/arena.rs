@@ -360,6 +360,7 @@ extern "C" fn after_fork_in_child() {
     crate::orphans::reset_in_child();
     for arena in &ARENAS[..ARENA_COUNT.load(Ordering::Relaxed)] {
         arena.lock.reset_in_child();
+        arena.handed_back.reset_in_child();
         arena.residents.store(0, Ordering::Relaxed);
     }
     // The only thread left is this one.

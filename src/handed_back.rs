@@ -21,7 +21,7 @@ use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
 /// Blocks a batch slot holds: a thread's whole batch of remote frees.
 pub const BATCH_MAX: usize = 32;
 /// Batch slots per arena.
-const BATCH_SLOTS: usize = 32;
+pub const BATCH_SLOTS: usize = 32;
 /// A batch of more bytes than this goes on the stack, whose waiting bytes are bounded (the
 /// arena drains it): full slots then hold at most 1 MiB that no refill may come to take.
 const BATCH_BYTES_MAX: usize = 32 << 10;
@@ -164,6 +164,27 @@ impl HandedBack {
             }
         }
         self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes
+    }
+
+    /// In a `fork` child: a slot another thread was filling when the parent forked will never
+    /// be released by it (takers hold the arena's lock, which the fork handlers hold too, so no
+    /// slot is being emptied). Such a slot is emptied: its blocks are lost to the child, not
+    /// corrupted.
+    pub fn reset_in_child(&self) {
+        for (state, slot) in self.slot_states.iter().zip(&self.slots) {
+            if state.load(Ordering::Relaxed) == BUSY {
+                // SAFETY: the thread that claimed the slot does not exist in the child.
+                unsafe { (*slot.get()).len = 0 };
+                state.store(EMPTY, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Claims an empty slot and leaves it so, as a pusher does while it copies.
+    #[cfg(test)]
+    pub(crate) fn claim_empty_slot(&self) -> bool {
+        let claim = |state: &AtomicU8| state.compare_exchange(EMPTY, BUSY, Ordering::Acquire, Ordering::Relaxed);
+        self.slot_states.iter().any(|state| claim(state).is_ok())
     }
 
     /// Whether the stack looks empty (a racing push may just have made it not).

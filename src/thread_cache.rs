@@ -832,7 +832,8 @@ pub fn refill(class: usize) -> *mut u8 {
         });
         let handed = heap.handed_back().take_all();
         if !handed.is_null() {
-            let bytes = walk_handed_back(handed, arena, "malloc", |p, size| adopt_handed_back(lists, &mut heap, p, size));
+            let adopt = |p, size| adopt_handed_back(lists, &mut heap, p, size);
+            let bytes = walk_handed_back(handed, arena, "malloc", adopt);
             heap.handed_back().note_taken(bytes);
         }
         if lists.counts[class] != 0 {

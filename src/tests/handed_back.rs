@@ -1,7 +1,7 @@
 //! The hand-back structure on its own: batches go into slots while there is room and they are
 //! small, everything else onto the linked stack, and takers get back exactly what was pushed.
 
-use crate::handed_back::{HandedBack, BATCH_MAX};
+use crate::handed_back::{HandedBack, BATCH_MAX, BATCH_SLOTS};
 
 /// Stand-ins for blocks: the stack writes a link into each block's first word, nothing else.
 fn blocks(n: usize) -> Vec<[usize; 4]> {
@@ -129,4 +129,24 @@ fn blocks_pushed_by_several_threads_are_taken_exactly_once() {
     });
     assert!(seen.iter().all(|&n| n == 1), "every block comes out exactly once");
     assert!(handed.is_all_empty());
+}
+
+#[test]
+fn a_slot_left_busy_by_a_fork_is_emptied_in_the_child() {
+    let handed = HandedBack::new();
+    let mut cells = blocks(BATCH_MAX + BATCH_SLOTS);
+    let all = addresses(&mut cells);
+    // SAFETY: the cells are the test's own and each is pushed once.
+    assert_eq!(unsafe { handed.push(&all[..BATCH_MAX], 64) }, 0);
+    // As if another thread had claimed a slot to fill it when the process forked.
+    assert!(handed.claim_empty_slot());
+    handed.reset_in_child();
+    let mut taken = Vec::new();
+    handed.take_batches(|batch| taken.extend_from_slice(batch));
+    assert_eq!(taken, &all[..BATCH_MAX], "the full slot is kept");
+    // Every slot takes a batch again, the one left busy included.
+    for p in &all[BATCH_MAX..] {
+        // SAFETY: as above.
+        assert_eq!(unsafe { handed.push(core::slice::from_ref(p), 64) }, 0, "a slot is still taken");
+    }
 }
