@@ -635,28 +635,31 @@ fn return_blocks(mut next: impl FnMut() -> *mut u8) {
 /// Frees every block handed back to the locked arena (on its stack and in its batch slots)
 /// into its heap.
 pub fn drain_handed_back(heap: &mut ArenaGuard) {
-    let arena = heap.arena();
-    let stack = heap.handed_back().take_all();
-    heap.handed_back().take_batches(|blocks| {
-        walk_batch(blocks, arena, "free", |p, _| {
-            // SAFETY: `p` is a checked handed-back block of the locked arena, in use.
-            unsafe {
-                key_cell(p).write(0);
-                heap.free_block(block_of(p), "free");
-            }
-        })
-    });
-    if stack.is_null() {
-        return;
-    }
-    let bytes = walk_handed_back(stack, arena, "free", |p, _| {
+    take_handed_back(heap, "free", |heap, p, _| {
         // SAFETY: `p` is a checked handed-back block of the locked arena, in use.
         unsafe {
             key_cell(p).write(0);
             heap.free_block(block_of(p), "free");
         }
     });
-    heap.handed_back().note_taken(bytes);
+}
+
+/// Takes everything handed back to the locked arena, every full batch slot and then the whole
+/// stack, and calls `f` on each block (checked, see [`walk_batch`] and [`walk_handed_back`])
+/// with its size.
+fn take_handed_back(
+    heap: &mut ArenaGuard,
+    call: &'static str,
+    mut f: impl FnMut(&mut ArenaGuard, *mut u8, usize),
+) {
+    let arena = heap.arena();
+    let handed_back = heap.handed_back();
+    handed_back.take_batches(|blocks| walk_batch(blocks, arena, call, |p, size| f(heap, p, size)));
+    let stack = handed_back.take_all();
+    if !stack.is_null() {
+        let bytes = walk_handed_back(stack, arena, call, |p, size| f(heap, p, size));
+        handed_back.note_taken(bytes);
+    }
 }
 
 /// Whether `p`, a block of `arena` that carries the hand-back key, waits in the arena's batch
@@ -828,17 +831,8 @@ pub fn refill(class: usize) -> *mut u8 {
     let cache_key = CACHE_KEY.load(Ordering::Relaxed);
     with_cache(|c| {
         let lists = &mut c.lists;
-        let arena = heap.arena();
-        // Blocks other threads freed go straight into the lists: every batch, then the stack.
-        heap.handed_back().take_batches(|blocks| {
-            walk_batch(blocks, arena, "malloc", |p, size| adopt_handed_back(lists, &mut heap, p, size))
-        });
-        let handed = heap.handed_back().take_all();
-        if !handed.is_null() {
-            let adopt = |p, size| adopt_handed_back(lists, &mut heap, p, size);
-            let bytes = walk_handed_back(handed, arena, "malloc", adopt);
-            heap.handed_back().note_taken(bytes);
-        }
+        // Blocks other threads freed go straight into the lists.
+        take_handed_back(&mut heap, "malloc", |heap, p, size| adopt_handed_back(lists, heap, p, size));
         if lists.counts[class] != 0 {
             drop(heap);
             let p = take_head(lists, class);
