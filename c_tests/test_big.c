@@ -11,9 +11,12 @@
  *      near the start;
  *   3. 64 MiB of blocks just below the cutoff (heap blocks): RSS does not
  *      grow from round to round.
+ * With the default cutoff it first checks the dynamic rule: once a big block
+ * is freed, requests up to twice its size come from regions.
  * Run it with the default cutoff and with BINMALLOC_MMAP_THRESHOLD=131072.
  */
 #include "common.h"
+#include "../include/binmalloc.h"
 
 #include <malloc.h>
 
@@ -63,6 +66,42 @@ static void check_full(size_t n)
     CHECK(bm_owns(p) == 0, "freed block still owned");
 }
 
+/* Big mappings made so far. */
+static uint64_t big_mappings(void)
+{
+    static int (*get_stats)(struct binmalloc_stats *);
+    static struct binmalloc_stats stats;
+    if (!get_stats)
+        get_stats = (int (*)(struct binmalloc_stats *))bm_sym("binmalloc_stats");
+    CHECK(get_stats(&stats) == 0, "binmalloc_stats failed");
+    return stats.big_mappings;
+}
+
+/* Allocates n bytes, writes them, reports whether that made a big mapping, keeps the block. */
+static int maps_big(size_t n, unsigned char **kept)
+{
+    uint64_t before = big_mappings();
+    unsigned char *p = malloc(n);
+    CHECK(p != NULL, "malloc(%zu)", n);
+    touch_pages(p, n, 7);
+    *kept = p;
+    return big_mappings() != before;
+}
+
+/* The dynamic cutoff, in a process that has not freed a big block yet (it starts at 1 MiB). */
+static void check_dynamic_cutoff(void)
+{
+    unsigned char *a, *b, *c;
+    CHECK(maps_big(3 * MiB, &a), "3 MiB (above the starting cutoff) was not a big mapping");
+    free(a);
+    CHECK(!maps_big(5 * MiB, &b), "5 MiB after a 3 MiB big block was freed: still a big mapping");
+    CHECK(maps_big(7 * MiB, &c), "7 MiB (above twice the freed 3 MiB) was not a big mapping");
+    CHECK(bm_owns(b) == 1 && bm_owns(c) == 1, "blocks not owned");
+    free(b);
+    free(c);
+    printf("test_big: dynamic cutoff: a freed 3 MiB big block moves 5 MiB requests to regions, not 7 MiB\n");
+}
+
 static void around(size_t cut)
 {
     static const long d[] = {-4096, -64, -17, -16, -1, 0, 1, 16, 17, 64, 4096};
@@ -78,6 +117,8 @@ int main(void)
     size_t cut = env && *env ? strtoul(env, NULL, 10) : 0;
     printf("test_big: BINMALLOC_MMAP_THRESHOLD=%s\n", cut ? env : "(default)");
 
+    if (!cut)
+        check_dynamic_cutoff();
     if (cut) {
         around(cut);
     } else {

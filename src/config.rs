@@ -82,13 +82,15 @@ pub fn fix_mmap_threshold(bytes: usize) {
     THRESHOLD_FIXED.store(true, Ordering::Relaxed);
 }
 
-/// The dynamic rule (as in glibc): when a big block of `bytes` is freed, later requests of that
-/// size are served from regions instead, where freed memory is reused without new page faults.
-/// A program that keeps allocating and freeing buffers of a few MiB otherwise pays mmap, page
-/// faults and munmap on every one.
+/// The dynamic rule (as in glibc): when a big block of `bytes` is freed, later requests of up
+/// to twice that size are served from regions instead, where freed memory is reused without new
+/// page faults. A program that keeps allocating and freeing buffers of a few MiB otherwise pays
+/// mmap, page faults and munmap on every one. Twice, not the size itself: with buffers spread
+/// over a range, each new largest one would map once more (`bigbuf`: 9 big mappings and 62.7k
+/// page faults in 0.23 s with the size itself; 4, 47.4k and 0.17 s with twice it).
 pub fn note_big_block_freed(bytes: usize) {
     if bytes > mmap_threshold() && bytes <= DYNAMIC_MMAP_THRESHOLD_MAX && !THRESHOLD_FIXED.load(Ordering::Relaxed) {
-        MMAP_THRESHOLD.fetch_max(bytes, Ordering::Relaxed);
+        MMAP_THRESHOLD.fetch_max((2 * bytes).min(DYNAMIC_MMAP_THRESHOLD_MAX), Ordering::Relaxed);
     }
 }
 
