@@ -256,13 +256,16 @@ pub fn for_each_arena(mut f: impl FnMut(&mut Heap)) {
     }
 }
 
-/// Calls `f` on every arena whose lock is free right now.
-pub fn for_each_idle_arena(mut f: impl FnMut(&mut Heap)) {
+/// Calls `f` on every arena whose lock is free right now; false if some arena was busy.
+pub fn for_each_idle_arena(mut f: impl FnMut(&mut Heap)) -> bool {
+    let mut all = true;
     for arena in &ARENAS[..ARENA_COUNT.load(Ordering::Relaxed)] {
-        if let Some(mut heap) = arena.try_lock() {
-            f(&mut heap);
+        match arena.try_lock() {
+            Some(mut heap) => f(&mut heap),
+            None => all = false,
         }
     }
+    all
 }
 
 /// Tries every arena's free blocks without mapping more memory (for when the OS refuses).

@@ -357,7 +357,7 @@ impl Heap {
                 let due = since + crate::config::get().purge_delay_ms;
                 if self.purge_at_ms == 0 || due < self.purge_at_ms {
                     self.purge_at_ms = due;
-                    crate::purge::note_purge_pending();
+                    crate::purge::note_purge_due(due);
                 }
             }
             if merged >= MIN_REGION_SPAN {
@@ -407,7 +407,7 @@ impl Heap {
             if now >= self.purge_at_ms {
                 self.purge_at_ms = crate::purge::purge_large_free_blocks(self, now);
                 if self.purge_at_ms != 0 {
-                    crate::purge::note_purge_pending();
+                    crate::purge::note_purge_due(self.purge_at_ms);
                 }
             }
         }

@@ -341,7 +341,7 @@ fn link_block(c: &mut ThreadCache, p: *mut u8, class: usize) {
 
 #[cold]
 fn purge_if_due() {
-    if crate::purge::purge_pending() {
+    if crate::purge::purge_due() {
         crate::purge::purge_due_arenas();
     }
 }
