@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <malloc.h>
 /* Number of entries in binmalloc_stats.bins: one per free-list bin. */
-#define BINMALLOC_BIN_COUNT 215
+#define BINMALLOC_BIN_COUNT 240
 
 typedef struct binmalloc_heap binmalloc_heap;
 typedef struct binmalloc_heap_config binmalloc_heap_config;

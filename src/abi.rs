@@ -297,7 +297,7 @@ pub extern "C" fn binmalloc_dump_json(fd: c_int) {
 }
 
 /// Number of entries in `binmalloc_stats.bins` (also defined in the header by cbindgen.toml).
-const BINMALLOC_BIN_COUNT: usize = 215;
+const BINMALLOC_BIN_COUNT: usize = 240;
 const _: () = assert!(BINMALLOC_BIN_COUNT == crate::size_class::BIN_COUNT);
 
 /// Free blocks on one bin, summed over the process arenas.
