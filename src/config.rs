@@ -219,15 +219,9 @@ pub fn parse_size(text: &[u8]) -> Option<usize> {
 }
 
 fn default_arenas() -> usize {
-    // SAFETY: `set` is a plain bitmask on our stack; sched_getaffinity does not allocate.
-    let cpus = unsafe {
-        let mut set: libc::cpu_set_t = core::mem::zeroed();
-        if libc::sched_getaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
-            libc::CPU_COUNT(&set) as usize
-        } else {
-            1
-        }
-    };
+    // rustix makes the system call itself: libc's wrapper sits in a page of libc that programs
+    // otherwise rarely touch, and every such page adds to a small program's resident set.
+    let cpus = rustix::thread::sched_getaffinity(None).map_or(1, |set| set.count() as usize);
     (2 * cpus).clamp(1, MAX_ARENAS)
 }
 
