@@ -206,6 +206,22 @@ fn lock_local_arena_slow(home: *const Arena) -> ArenaGuard<'static> {
     guard
 }
 
+/// Counts the calling thread, which has no arena yet, as a resident of `arena` if no process
+/// arena has fewer residents; false (nothing counted) otherwise or if `arena` is null.
+pub fn settle_if_uncrowded(arena: *const Arena) -> bool {
+    // SAFETY: a non-null parked arena is one of the static process arenas.
+    let Some(arena) = (unsafe { arena.as_ref() }) else {
+        return false;
+    };
+    let residents = arena.residents.load(Ordering::Relaxed);
+    let count = ARENA_COUNT.load(Ordering::Relaxed);
+    if ARENAS[..count].iter().any(|a| a.residents.load(Ordering::Relaxed) < residents) {
+        return false;
+    }
+    arena.residents.fetch_add(1, Ordering::Relaxed);
+    true
+}
+
 /// The calling thread is exiting: it no longer counts as a resident of its arena.
 pub fn leave_home() {
     let home = thread_cache::set_home(core::ptr::null());

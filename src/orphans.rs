@@ -14,6 +14,9 @@
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU8, Ordering};
 
+use core::ptr::null;
+
+use crate::arena::Arena;
 use crate::thread_cache::Lists;
 
 /// Parked caches: enough for threads that come and go a few at a time, few enough that the
@@ -27,13 +30,16 @@ const FULL: u8 = 2;
 struct Slot {
     state: AtomicU8,
     lists: UnsafeCell<Lists>,
+    /// The arena the parking thread lived in, where (almost all) the parked blocks belong.
+    arena: UnsafeCell<*const Arena>,
 }
 
 // SAFETY: `lists` is only read or written by the one thread that moved `state` to BUSY.
 unsafe impl Sync for Slot {}
 
 #[allow(clippy::declare_interior_mutable_const)]
-const UNUSED_SLOT: Slot = Slot { state: AtomicU8::new(EMPTY), lists: UnsafeCell::new(Lists::EMPTY) };
+const UNUSED_SLOT: Slot =
+    Slot { state: AtomicU8::new(EMPTY), lists: UnsafeCell::new(Lists::EMPTY), arena: UnsafeCell::new(null()) };
 
 static PARKED: [Slot; SLOTS] = [UNUSED_SLOT; SLOTS];
 
@@ -65,13 +71,20 @@ fn untrack_states() {
     }
 }
 
-/// Parks `lists` (moving its blocks out of it); false if every slot is taken.
-pub fn park(lists: &mut Lists) -> bool {
+/// Parks `lists` (moving its blocks out of it), left by a thread that lived in `arena`; false if
+/// every slot is taken. Empty lists are not parked (true: nothing is left to free).
+pub fn park(lists: &mut Lists, arena: *const Arena) -> bool {
+    if lists.is_empty() {
+        return true;
+    }
     untrack_states();
     for slot in &PARKED {
         if slot.state.load(Ordering::Relaxed) == EMPTY && claim(slot, EMPTY) {
             // SAFETY: this thread claimed the slot (state BUSY), so nobody else touches it.
-            unsafe { core::mem::swap(&mut *slot.lists.get(), lists) };
+            unsafe {
+                core::mem::swap(&mut *slot.lists.get(), lists);
+                *slot.arena.get() = arena;
+            }
             release(slot, FULL);
             return true;
         }
@@ -79,19 +92,23 @@ pub fn park(lists: &mut Lists) -> bool {
     false
 }
 
-/// Moves a parked set of lists into `lists`, which must be empty; false if none is parked.
-pub fn adopt(lists: &mut Lists) -> bool {
+/// Moves a parked set of lists into `lists`, which must be empty, and returns the arena its
+/// parker lived in; `None` if nothing is parked.
+pub fn adopt(lists: &mut Lists) -> Option<*const Arena> {
     debug_assert!(lists.is_empty());
     untrack_states();
     for slot in &PARKED {
         if slot.state.load(Ordering::Relaxed) == FULL && claim(slot, FULL) {
             // SAFETY: claimed as in `park`.
-            unsafe { core::mem::swap(&mut *slot.lists.get(), lists) };
+            let arena = unsafe {
+                core::mem::swap(&mut *slot.lists.get(), lists);
+                *slot.arena.get()
+            };
             release(slot, EMPTY);
-            return true;
+            return Some(arena);
         }
     }
-    false
+    None
 }
 
 /// In a `fork` child: a slot some other thread was copying when the parent forked will never

@@ -509,10 +509,14 @@ fn activate(c: &mut ThreadCache) -> bool {
         return false;
     }
     c.state = ACTIVE;
-    open_fast_free(c);
     if c.lists.is_empty() {
-        orphans::adopt(&mut c.lists);
+        if let Some(arena) = orphans::adopt(&mut c.lists) {
+            if c.home.is_null() && crate::arena::settle_if_uncrowded(arena) {
+                c.home = arena;
+            }
+        }
     }
+    open_fast_free(c);
     true
 }
 
@@ -537,7 +541,7 @@ extern "C" fn on_thread_exit(_: *mut libc::c_void) {
         for class in 0..CLASSES {
             trim_list(&mut c.lists, class, list_limit(class) / PARKED_LIST_DIVISOR);
         }
-        if !orphans::park(&mut c.lists) {
+        if !orphans::park(&mut c.lists, c.home) {
             trim_all(&mut c.lists);
         }
         c.state = DEAD;
@@ -582,7 +586,7 @@ pub fn flush_this_thread() {
         return_remote(c);
     });
     let mut parked = Lists::EMPTY;
-    while orphans::adopt(&mut parked) {
+    while orphans::adopt(&mut parked).is_some() {
         trim_all(&mut parked);
     }
 }

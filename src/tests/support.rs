@@ -48,3 +48,10 @@ pub fn assert_sound(arena: &Arena, context: &str) {
 pub fn pattern(tag: u64, i: usize) -> u8 {
     (tag as usize).wrapping_mul(31).wrapping_add(i.wrapping_mul(7)) as u8
 }
+
+/// Held by tests whose threads use the process arenas (through `allocate`): their threads park
+/// and adopt caches and count as arena residents, which a test of that machinery must see alone.
+pub fn process_arenas_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -3,12 +3,13 @@
 
 use std::sync::Mutex;
 
-use super::support::{pattern, Rng};
+use super::support::{pattern, process_arenas_lock, Rng};
 use crate::alloc::{allocate, deallocate, reallocate};
 use crate::thread_cache::{cache_key, handed_back_key, key_cell};
 
 #[test]
 fn threads_allocate_and_free_each_others_blocks() {
+    let _alone = process_arenas_lock();
     const THREADS: usize = 4;
     let inboxes: Vec<Mutex<Vec<(usize, usize, u64)>>> = (0..THREADS).map(|_| Mutex::new(Vec::new())).collect();
     std::thread::scope(|s| {
@@ -67,6 +68,7 @@ fn check_and_free(p: usize, size: usize, tag: u64) {
 
 #[test]
 fn a_write_into_the_last_cached_block_does_not_plant_a_wild_pointer() {
+    let _alone = process_arenas_lock();
     std::thread::spawn(|| {
         // A fresh thread: its cache list for this size is empty.
         let p = allocate(24);
@@ -90,6 +92,7 @@ fn a_write_into_the_last_cached_block_does_not_plant_a_wild_pointer() {
 
 #[test]
 fn a_block_whose_data_holds_a_cache_key_is_freed_normally() {
+    let _alone = process_arenas_lock();
     // The keys are only hints: a program's data may hold the same word where a freed block
     // keeps its key (a fuzzer watching comparisons learns it), and such a block is live.
     crate::arena::ensure_init(); // the keys are drawn at start-up
@@ -117,4 +120,52 @@ fn a_block_whose_data_holds_a_cache_key_is_freed_normally() {
     })
     .join()
     .unwrap();
+}
+
+#[test]
+fn a_thread_that_adopts_a_parked_cache_moves_into_its_arena() {
+    let _alone = process_arenas_lock();
+    crate::arena::ensure_init();
+    crate::thread_cache::flush_this_thread(); // empties the parked slots
+    let home = || crate::thread_cache::home() as usize;
+    // A first thread stays in the least crowded arena while a second one starts, so the second
+    // settles elsewhere; it frees its blocks (its cache then holds them) and exits, parking them.
+    let (entered, leave) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+    let (first_home, second_home, kept) = std::thread::scope(|s| {
+        let first = s.spawn(|| {
+            let p = allocate(64); // kept: this thread parks nothing
+            entered.wait();
+            leave.wait();
+            (home(), p as usize)
+        });
+        entered.wait();
+        let second = s
+            .spawn(|| {
+                let blocks: Vec<_> = (0..8).map(|_| allocate(64)).collect();
+                for p in blocks {
+                    deallocate(p, "free");
+                }
+                home()
+            })
+            .join()
+            .unwrap();
+        leave.wait();
+        let (first_home, kept) = first.join().unwrap();
+        (first_home, second, kept)
+    });
+    assert_ne!(first_home, second_home);
+    // Every arena is empty again. A new thread adopts the parked cache, and with it the arena
+    // those blocks belong to (not the first, least crowded one it would pick when it next
+    // needed an arena, nor none until then).
+    let adopter_home = std::thread::spawn(move || {
+        let p = allocate(64);
+        let adopter_home = home();
+        deallocate(p, "free");
+        adopter_home
+    })
+    .join()
+    .unwrap();
+    assert_eq!(adopter_home, second_home);
+    deallocate(kept as *mut u8, "free");
+    crate::thread_cache::flush_this_thread();
 }

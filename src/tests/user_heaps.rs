@@ -68,6 +68,7 @@ fn heap_blocks_never_enter_the_process_allocator() {
 
 #[test]
 fn the_region_map_names_each_process_blocks_arena() {
+    let _alone = super::support::process_arenas_lock();
     let p = crate::alloc::allocate(100);
     assert!(!p.is_null());
     let entry = crate::region_map::lookup_entry(p as usize);
