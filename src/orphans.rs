@@ -20,8 +20,10 @@ use crate::arena::Arena;
 use crate::thread_cache::Lists;
 
 /// Parked caches: enough for threads that come and go a few at a time, few enough that the
-/// blocks they hold stay a small share of a small program's memory.
-const SLOTS: usize = 4;
+/// blocks they hold stay a small share of a small program's memory. Thread-churn benchmark
+/// (4 threads at a time, 11 interleaved runs): 4 slots 0.82 s, peak RSS 4.1 MiB; 2 slots
+/// 0.83 s, 3.8 MiB (1 slot, 9 runs: 1.27 times the time of 4, 3.6 MiB).
+const SLOTS: usize = 2;
 
 const EMPTY: u8 = 0;
 const BUSY: u8 = 1;
