@@ -78,7 +78,7 @@ check-library: build
 
 c-tests: build $(PRELOAD_BINS) $(LINKED_BINS) $(STATIC_BINS)
 
-$(BUILD)/preload/%: c_tests/%.c c_tests/common.h
+$(BUILD)/preload/%: c_tests/%.c c_tests/common.h $(HEADER)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) $< -o $@ -ldl
 
