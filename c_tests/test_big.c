@@ -12,11 +12,15 @@
  *   3. 64 MiB of blocks just below the cutoff (heap blocks): RSS does not
  *      grow from round to round.
  * With the default cutoff it first checks the dynamic rule: once a big block
- * is freed, requests up to twice its size come from regions.
+ * is freed, requests up to twice its size come from regions; and that a region
+ * of 16 MiB or more asks for transparent huge pages (its mapping shows the "hg"
+ * flag in /proc/self/smaps) with BINMALLOC_HUGEPAGES=1, and only then.
  * Run it with the default cutoff and with BINMALLOC_MMAP_THRESHOLD=131072.
  */
 #include "common.h"
 #include "../include/binmalloc.h"
+
+#include <sys/wait.h>
 
 #include <malloc.h>
 
@@ -102,6 +106,67 @@ static void check_dynamic_cutoff(void)
     printf("test_big: dynamic cutoff: a freed 3 MiB big block moves 5 MiB requests to regions, not 7 MiB\n");
 }
 
+/* The VmFlags of the mapping that holds p, from /proc/self/smaps ("" if not found). */
+static void vm_flags_of(const void *p, char *flags, size_t n)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    CHECK(f != NULL, "open /proc/self/smaps");
+    char line[512];
+    int inside = 0;
+    flags[0] = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, ' ') == line + strcspn(line, " "))
+            inside = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+        else if (inside && !strncmp(line, "VmFlags:", 8)) {
+            line[strcspn(line, "\n")] = 0;
+            snprintf(flags, n, "%s", line + 8);
+            break;
+        }
+    }
+    fclose(f);
+}
+
+/* A heap region of 16 MiB or more asks for huge pages. Runs in a child process (it lifts the
+ * cutoff to its ceiling and leaves a large empty region, which the checks below must not see). */
+static void check_huge_pages_in_child(void)
+{
+    const char *env = getenv("BINMALLOC_HUGEPAGES");
+    int wanted = env && !strcmp(env, "1");
+    int thp = access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) == 0;
+    unsigned char *big, *p;
+    /* a freed 20 MiB big block lifts the cutoff to its 32 MiB ceiling */
+    CHECK(maps_big(20 * MiB, &big), "20 MiB was not a big mapping");
+    free(big);
+    CHECK(!maps_big(17 * MiB, &p), "17 MiB after a 20 MiB big block was freed: still a big mapping");
+    char flags[256];
+    vm_flags_of(p, flags, sizeof flags);
+    CHECK(flags[0] != 0, "no VmFlags for the region holding %p", (void *)p);
+    int advised = strstr(flags, " hg") != NULL;
+    if (thp)
+        CHECK(advised == wanted, "17 MiB region: VmFlags%s(BINMALLOC_HUGEPAGES=%s)", flags, env ? env : "unset");
+    else
+        CHECK(!advised, "huge-page advice without kernel support: VmFlags%s", flags);
+    free(p);
+    printf("test_big: a 17 MiB region %s huge pages%s\n", advised ? "asks for" : "does not ask for",
+           thp ? "" : " (this kernel has no transparent huge pages)");
+}
+
+static void check_huge_pages(void)
+{
+    fflush(stdout);
+    pid_t child = fork();
+    CHECK(child >= 0, "fork");
+    if (child == 0) {
+        check_huge_pages_in_child();
+        fflush(stdout);
+        _exit(0);
+    }
+    int status;
+    CHECK(waitpid(child, &status, 0) == child, "waitpid");
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the huge-page check failed (status %d)", status);
+}
+
 static void around(size_t cut)
 {
     static const long d[] = {-4096, -64, -17, -16, -1, 0, 1, 16, 17, 64, 4096};
@@ -117,8 +182,10 @@ int main(void)
     size_t cut = env && *env ? strtoul(env, NULL, 10) : 0;
     printf("test_big: BINMALLOC_MMAP_THRESHOLD=%s\n", cut ? env : "(default)");
 
-    if (!cut)
+    if (!cut) {
         check_dynamic_cutoff();
+        check_huge_pages();
+    }
     if (cut) {
         around(cut);
     } else {

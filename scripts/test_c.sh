@@ -8,7 +8,8 @@
 #   static   test_abi linked with target/release/libbinmalloc.a
 #
 # test_abi also runs under BINMALLOC_FIT=first, best and worst; test_big with
-# the default cutoff and with BINMALLOC_MMAP_THRESHOLD=131072; test_stress_mt
+# the default cutoff, with BINMALLOC_MMAP_THRESHOLD=131072 and with huge pages
+# (BINMALLOC_HUGEPAGES=1); test_stress_mt
 # also with every thread on one arena (BINMALLOC_ARENAS=1); test_abi and
 # test_stress_mt also without the per-thread caches (BINMALLOC_TCACHE=0).
 #
@@ -106,6 +107,7 @@ else
         run "$mode" test_thread_churn 180
         run "$mode" test_big 120
         run "$mode" test_big 120 BINMALLOC_MMAP_THRESHOLD=131072
+        run "$mode" test_big 120 BINMALLOC_HUGEPAGES=1
         run "$mode" test_rlimit 60
     done
     run linked test_header 30

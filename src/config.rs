@@ -38,6 +38,8 @@ pub struct Config {
     pub verbose: bool,
     /// Whether threads keep a cache of small free blocks (the lock-free fast path).
     pub thread_cache: bool,
+    /// Whether large regions ask for transparent huge pages (see `region::HUGE_PAGE_REGION_MIN`).
+    pub huge_pages: bool,
     /// Free pages inside large free blocks go back to the OS this many milliseconds after the
     /// heap last formed one (at the heap's next operation).
     pub purge_delay_ms: u64,
@@ -55,6 +57,7 @@ impl Config {
             stats: StatsMode::Off,
             verbose: false,
             thread_cache: true,
+            huge_pages: false,
             purge_delay_ms: DEFAULT_PURGE_DELAY_MS,
             check_every: 0,
             dump_path: [0; MAX_PATH],
@@ -173,6 +176,11 @@ fn apply(config: &mut Config, name: &[u8], value: &[u8]) {
             b"0" => config.thread_cache = false,
             _ => warn(name, value, "1"),
         },
+        b"HUGEPAGES" => match value {
+            b"1" => config.huge_pages = true,
+            b"0" => config.huge_pages = false,
+            _ => warn(name, value, "0"),
+        },
         b"PURGE_DELAY" => match parse_size(value) {
             Some(n) => config.purge_delay_ms = n as u64,
             None => warn(name, value, "200"),
@@ -254,12 +262,13 @@ pub fn print(fd: i32) {
     let dump_len = c.dump_path.iter().position(|&b| b == 0).unwrap_or(0);
     let _ = writeln!(
         out,
-        "binmalloc: config: fit={} mmap_threshold={}{} arenas={} tcache={} purge_delay_ms={} stats={} check_every={} dump={}",
+        "binmalloc: config: fit={} mmap_threshold={}{} arenas={} tcache={} hugepages={} purge_delay_ms={} stats={} check_every={} dump={}",
         c.fit.name(),
         mmap_threshold(),
         if THRESHOLD_FIXED.load(Ordering::Relaxed) { "" } else { " (dynamic)" },
         c.arenas,
         c.thread_cache as u8,
+        c.huge_pages as u8,
         c.purge_delay_ms,
         match c.stats {
             StatsMode::Off => "0",

@@ -122,6 +122,16 @@ pub unsafe fn purge(ptr: *mut u8, len: usize) {
     unsafe { sys::purge(ptr, len) }
 }
 
+/// Asks the kernel to back `[ptr, ptr + len)` with transparent huge pages where it can (a hint:
+/// failure, or a kernel without them, changes nothing but speed).
+///
+/// # Safety
+/// The range must be page-aligned and mapped by binmalloc.
+pub unsafe fn advise_huge_pages(ptr: *mut u8, len: usize) {
+    // SAFETY: guaranteed by the caller.
+    unsafe { sys::advise_huge_pages(ptr, len) }
+}
+
 /// The system calls behind the functions above.
 #[cfg(not(miri))]
 mod sys {
@@ -180,6 +190,13 @@ mod sys {
         // SAFETY: guaranteed by the caller.
         let _ = unsafe { mm::madvise(ptr.cast(), len, Advice::LinuxDontNeed) };
     }
+
+    /// # Safety
+    /// As for [`super::advise_huge_pages`].
+    pub unsafe fn advise_huge_pages(ptr: *mut u8, len: usize) {
+        // SAFETY: guaranteed by the caller; the advice changes no contents.
+        let _ = unsafe { mm::madvise(ptr.cast(), len, Advice::LinuxHugepage) };
+    }
 }
 
 /// Under Miri, which cannot make these system calls, a mapping is a zeroed allocation from the
@@ -234,6 +251,10 @@ mod sys {
         // SAFETY: guaranteed by the caller.
         unsafe { ptr.write_bytes(0, len) };
     }
+
+    /// # Safety
+    /// As for [`super::advise_huge_pages`]; nothing to do under Miri.
+    pub unsafe fn advise_huge_pages(_ptr: *mut u8, _len: usize) {}
 }
 
 /// Milliseconds on a monotonic clock (the coarse clock: read from the vDSO without a system
