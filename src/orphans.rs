@@ -12,9 +12,8 @@
 //! thread touches a slot's lists at a time.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU8, Ordering};
-
 use core::ptr::null;
+use core::sync::atomic::{AtomicU8, Ordering};
 
 use crate::arena::Arena;
 use crate::thread_cache::Lists;
@@ -36,7 +35,8 @@ struct Slot {
     arena: UnsafeCell<*const Arena>,
 }
 
-// SAFETY: `lists` is only read or written by the one thread that moved `state` to BUSY.
+// SAFETY: `lists` and `arena` are only read or written by the one thread that moved `state` to
+// BUSY.
 unsafe impl Sync for Slot {}
 
 #[allow(clippy::declare_interior_mutable_const)]
