@@ -116,7 +116,7 @@ static void vm_flags_of(const void *p, char *flags, size_t n)
     flags[0] = 0;
     while (fgets(line, sizeof line, f)) {
         unsigned long lo, hi;
-        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, ' ') == line + strcspn(line, " "))
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
             inside = (uintptr_t)p >= lo && (uintptr_t)p < hi;
         else if (inside && !strncmp(line, "VmFlags:", 8)) {
             line[strcspn(line, "\n")] = 0;

@@ -212,8 +212,8 @@ impl Bins {
                         }
                         at = self.nonempty_from(at + 1)?;
                     }
-                    // Every block on a higher bin fits, and a bin spans under a fifth of its
-                    // sizes: the best of a few candidates is as good as the best of all.
+                    // Every block on a higher bin fits, and a bin spans an eighth of its lower
+                    // bound: the best of a few candidates is as good as the best of all.
                     if is_exact_bin(at) {
                         let head = self.heads[at];
                         return Some((head, read_header(head).size()));
