@@ -90,6 +90,34 @@ static LIST_LIMIT: [u16; CLASSES] = {
     limits
 };
 
+/// A request whose list is empty takes a cached block at most this fraction (an eighth) larger
+/// before a refill cuts fresh memory: a thread whose sizes drift (the same objects, a few bytes
+/// longer) reuses what it freed instead of holding both. Thread churn (15000 threads, two sets
+/// of 5 interleaved runs): peak RSS 3.9 -> 3.5 and 3.8 -> 3.6 MiB, 0.95-0.98 of the time; the
+/// other benchmarks within their noise.
+const LARGER_FIT_DIVISOR: usize = 8;
+/// How many larger classes a request may look at: two (16 and 32 bytes more) for small sizes
+/// of 256 bytes and more, one for medium sizes, none below 128 bytes.
+const LARGER_FIT_CLASSES_MAX: usize = 2;
+
+/// For each class, how many classes above it hold blocks an eighth larger at most.
+static LARGER_FITS: [u8; CLASSES] = {
+    let mut fits = [0u8; CLASSES];
+    let mut c = 0;
+    while c < CLASSES {
+        let mut n = 0;
+        while n < LARGER_FIT_CLASSES_MAX
+            && c + n + 1 < CLASSES
+            && CLASS_SIZE[c + n + 1] - CLASS_SIZE[c] <= CLASS_SIZE[c] / LARGER_FIT_DIVISOR as u32
+        {
+            n += 1;
+        }
+        fits[c] = n as u8;
+        c += 1;
+    }
+    fits
+};
+
 /// A thread's cache starts zero-filled, which reads as this state.
 #[allow(dead_code)]
 const NEW: u8 = 0;
@@ -805,8 +833,9 @@ fn refill_batch(limit: usize, refills: u8) -> usize {
     (1usize << refills).min(half)
 }
 
-/// Allocates a block of class `class` for a thread whose list is empty: takes a batch from the
-/// thread's arena under one lock, returns one block and caches the rest.
+/// Allocates a block of class `class` for a thread whose list is empty: takes a cached block
+/// a little larger if there is one, else a batch from the thread's arena under one lock,
+/// returns one block and caches the rest.
 #[cold]
 pub fn refill(class: usize) -> *mut u8 {
     // Decided with the cache borrowed, then the borrow ends: locking the arena reads this
@@ -821,6 +850,12 @@ pub fn refill(class: usize) -> *mut u8 {
                 return Some(Err(adopted));
             }
         }
+        for larger in class + 1..=class + LARGER_FITS[class] as usize {
+            let p = take_head(&mut c.lists, larger);
+            if !p.is_null() {
+                return Some(Err(p));
+            }
+        }
         let batch = refill_batch(list_limit(class), c.refills[class]);
         c.refills[class] = c.refills[class].saturating_add(1);
         Some(Ok(batch))
@@ -828,7 +863,7 @@ pub fn refill(class: usize) -> *mut u8 {
     let need = block_size_of_class(class);
     let batch = match batch {
         None => return lock_local_arena().alloc(need),
-        Some(Err(adopted)) => return adopted,
+        Some(Err(cached)) => return cached,
         Some(Ok(batch)) => batch,
     };
     let mut heap = lock_local_arena();

@@ -91,6 +91,30 @@ fn a_write_into_the_last_cached_block_does_not_plant_a_wild_pointer() {
 }
 
 #[test]
+fn an_empty_list_takes_a_cached_block_an_eighth_larger_at_most() {
+    let _alone = process_arenas_lock();
+    std::thread::spawn(|| {
+        // A fresh thread: every list starts empty. A request of 264 bytes takes a 272-byte block.
+        let cached = allocate(264);
+        deallocate(cached, "free");
+        // 240-byte blocks: 272 is more than an eighth larger, so fresh memory is cut.
+        let apart = allocate(232);
+        assert!(!apart.is_null() && apart != cached, "a block 32 bytes larger than 240 was used");
+        // 256-byte blocks: 272 is an eighth larger at most, so the cached block serves.
+        let reused = allocate(248);
+        assert_eq!(reused, cached, "the cached 272-byte block was not used for 256");
+        assert!(crate::alloc::usable_size(reused) >= 248);
+        // SAFETY: `reused` is a live block of at least 248 bytes.
+        unsafe { reused.write_bytes(0x5a, 248) };
+        deallocate(reused, "free");
+        deallocate(apart, "free");
+    })
+    .join()
+    .unwrap();
+    assert_eq!(crate::check::check_all_arenas(true), 0);
+}
+
+#[test]
 fn a_block_whose_data_holds_a_cache_key_is_freed_normally() {
     let _alone = process_arenas_lock();
     // The keys are only hints: a program's data may hold the same word where a freed block
