@@ -97,7 +97,9 @@ static LIST_LIMIT: [u16; CLASSES] = {
 /// other benchmarks within their noise.
 const LARGER_FIT_DIVISOR: usize = 8;
 /// How many larger classes a request may look at: two (16 and 32 bytes more) for small sizes
-/// of 256 bytes and more, one for medium sizes, none below 128 bytes.
+/// of 256 bytes and more, one for medium sizes, none below 128 bytes. Blocks above
+/// [`LIST_FEW_ABOVE`] are not taken: one such block serving a smaller request stays in use
+/// between free neighbours (big buffers: peak RSS 93.8 -> 100.8 MiB when they were).
 const LARGER_FIT_CLASSES_MAX: usize = 2;
 
 /// For each class, how many classes above it hold blocks an eighth larger at most.
@@ -109,6 +111,7 @@ static LARGER_FITS: [u8; CLASSES] = {
         while n < LARGER_FIT_CLASSES_MAX
             && c + n + 1 < CLASSES
             && CLASS_SIZE[c + n + 1] - CLASS_SIZE[c] <= CLASS_SIZE[c] / LARGER_FIT_DIVISOR as u32
+            && CLASS_SIZE[c + n + 1] as usize <= LIST_FEW_ABOVE
         {
             n += 1;
         }
