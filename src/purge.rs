@@ -34,10 +34,20 @@ pub fn purge_due() -> bool {
     due != NO_PURGE_DUE && os::monotonic_ms() >= due
 }
 
+/// Purge sweeps started so far; thread caches return their blocks once per sweep.
+static SWEEPS: AtomicU64 = AtomicU64::new(0);
+
+/// How many purge sweeps have started.
+#[inline(always)]
+pub fn sweeps() -> u64 {
+    SWEEPS.load(Ordering::Relaxed)
+}
+
 /// Runs every process arena's due purge (skipping arenas that are busy: they purge themselves).
 #[cold]
 pub fn purge_due_arenas() {
     PURGE_DUE_AT_MS.store(NO_PURGE_DUE, Ordering::Relaxed);
+    SWEEPS.fetch_add(1, Ordering::Relaxed);
     // Blocks waiting to be handed back are in use to the heaps; freed, they can be purged too.
     crate::arena::drain_all_handed_back(true);
     let visited_all = crate::arena::for_each_idle_arena(|heap| {

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use super::support::{pattern, process_arenas_lock, Rng};
 use crate::alloc::{allocate, deallocate, reallocate};
-use crate::thread_cache::{cache_key, handed_back_key, key_cell};
+use crate::thread_cache::{cache_key, handed_back_key, is_cached_by_this_thread, key_cell};
 
 #[test]
 fn threads_allocate_and_free_each_others_blocks() {
@@ -108,6 +108,30 @@ fn an_empty_list_takes_a_cached_block_an_eighth_larger_at_most() {
         unsafe { reused.write_bytes(0x5a, 248) };
         deallocate(reused, "free");
         deallocate(apart, "free");
+    })
+    .join()
+    .unwrap();
+    assert_eq!(crate::check::check_all_arenas(true), 0);
+}
+
+#[test]
+fn a_thread_returns_its_cache_after_a_purge_sweep() {
+    let _alone = process_arenas_lock();
+    crate::arena::ensure_init();
+    std::thread::spawn(|| {
+        let p = allocate(100);
+        deallocate(p, "free");
+        let size = crate::alloc::usable_size(p) + crate::block::HEADER_SIZE;
+        assert!(is_cached_by_this_thread(p, size), "a fresh thread caches what it frees");
+        // A thread returns its cache at most once per purge delay, counted from its start.
+        let delay = crate::config::get().purge_delay_ms;
+        std::thread::sleep(std::time::Duration::from_millis(delay + 20));
+        // Another thread runs a purge sweep; this one looks every 64 frees.
+        std::thread::spawn(crate::purge::purge_due_arenas).join().unwrap();
+        for _ in 0..100 {
+            deallocate(allocate(5000), "free");
+        }
+        assert!(!is_cached_by_this_thread(p, size), "the cache kept its block after a sweep");
     })
     .join()
     .unwrap();
