@@ -379,8 +379,8 @@ fn link_block(c: &mut ThreadCache, p: *mut u8, class: usize) {
 /// thread that starts a sweep, first), where the blocks merge with their free neighbours and
 /// are purged like them once unused for the delay; at most once per delay, so that frequent
 /// sweeps cannot keep a busy thread's cache empty. A thread that has gone quiet no longer holds
-/// its cache's memory for good: 3 threads that freed 1 GiB, after the purge, 16.3 -> 11.1 MiB
-/// resident above the start.
+/// its cache's memory for good: 3 threads that freed 1 GiB, after the purge, 15.7-16.5 ->
+/// 11.0-11.1 MiB resident above the start.
 #[cold]
 fn purge_if_due(c: &mut ThreadCache) {
     let due = crate::purge::purge_due();
