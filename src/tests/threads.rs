@@ -93,8 +93,8 @@ fn a_write_into_the_last_cached_block_does_not_plant_a_wild_pointer() {
 #[test]
 fn an_empty_list_takes_a_cached_block_an_eighth_larger_at_most() {
     let _alone = process_arenas_lock();
-    std::thread::spawn(|| {
-        // A fresh thread: every list starts empty. A request of 264 bytes takes a 272-byte block.
+    in_a_fresh_thread_then_check(|| {
+        // Every list starts empty. A request of 264 bytes takes a 272-byte block.
         let cached = allocate(264);
         deallocate(cached, "free");
         // 240-byte blocks: 272 is more than an eighth larger, so fresh memory is cut.
@@ -108,17 +108,14 @@ fn an_empty_list_takes_a_cached_block_an_eighth_larger_at_most() {
         unsafe { reused.write_bytes(0x5a, 248) };
         deallocate(reused, "free");
         deallocate(apart, "free");
-    })
-    .join()
-    .unwrap();
-    assert_eq!(crate::check::check_all_arenas(true), 0);
+    });
 }
 
 #[test]
 fn a_thread_returns_its_cache_after_a_purge_sweep() {
     let _alone = process_arenas_lock();
     crate::arena::ensure_init();
-    std::thread::spawn(|| {
+    in_a_fresh_thread_then_check(|| {
         let p = allocate(100);
         deallocate(p, "free");
         let size = crate::alloc::usable_size(p) + crate::block::HEADER_SIZE;
@@ -132,9 +129,12 @@ fn a_thread_returns_its_cache_after_a_purge_sweep() {
             deallocate(allocate(5000), "free");
         }
         assert!(!is_cached_by_this_thread(p, size), "the cache kept its block after a sweep");
-    })
-    .join()
-    .unwrap();
+    });
+}
+
+/// Runs `f` in a new thread, whose cache starts empty, then checks the whole heap.
+fn in_a_fresh_thread_then_check(f: impl FnOnce() + Send + 'static) {
+    std::thread::spawn(f).join().unwrap();
     assert_eq!(crate::check::check_all_arenas(true), 0);
 }
 
