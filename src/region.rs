@@ -27,8 +27,9 @@ pub const REGION_ALIGN: usize = 1 << 20;
 /// 163), big buffers 0.77 (+1.1 MiB of 94), python, perl, gcc and `realloc` unchanged; of 8 MiB
 /// and more: 0.78 and 0.65, but `realloc`'s peak RSS +2.1 MiB of 33 and perl's +1.5 of 66; of
 /// 2 MiB and more: `gcc` +2.1 MiB of 69. Off by default: after a purge the memory-return test
-/// (1 GiB freed by 3 threads) kept 15.3-16.2 MiB resident instead of 13.4-13.6, and khugepaged, which by
-/// default collapses any 2 MiB range with one page present, would fill purged ranges again.
+/// (1 GiB freed by 3 threads) kept 15.3-16.2 MiB resident instead of 13.4-13.6, and
+/// khugepaged, which by default collapses any 2 MiB range with one page present, would fill
+/// purged ranges again.
 pub const HUGE_PAGE_REGION_MIN: usize = 16 << 20;
 /// Written into every region header; the checker verifies it.
 pub const REGION_MAGIC: usize = 0x6269_6e6d_616c_6c63; // "binmallc"

@@ -368,6 +368,12 @@ fn link_block(c: &mut ThreadCache, p: *mut u8, class: usize) {
     }
     c.lists.heads[class] = p;
     c.lists.counts[class] += 1;
+    note_free(c);
+}
+
+/// Counts one free of this thread; every [`PURGE_CHECK_INTERVAL`] frees, looks for a due purge.
+#[inline(always)]
+fn note_free(c: &mut ThreadCache) {
     c.pending_frees += 1;
     if c.pending_frees % PURGE_CHECK_INTERVAL == 0 {
         purge_if_due(c);
@@ -630,12 +636,7 @@ pub fn count_alloc() {
 /// Counts one free call served outside the cache.
 #[inline(always)]
 pub fn count_free() {
-    with_cache(|c| {
-        c.pending_frees += 1;
-        if c.pending_frees % PURGE_CHECK_INTERVAL == 0 {
-            purge_if_due(c);
-        }
-    });
+    with_cache(note_free);
 }
 
 /// Adds the calling thread's pending counts to the process-wide ones (before a report).
