@@ -111,6 +111,29 @@ fn wholly_free_regions_go_back_to_the_os_keeping_a_few() {
 }
 
 #[test]
+fn a_heap_keeps_the_empty_region_its_large_requests_need() {
+    let arena = test_arena(Fit::Best);
+    let small: Vec<_> = (0..4).map(|_| alloc(&arena, 600_000)).collect();
+    let large = alloc(&arena, 6 << 20);
+    let mapped = arena.lock().counters().regions_mapped;
+    assert_eq!(mapped, 5, "one region per block");
+    for p in small {
+        free(&arena, p);
+    }
+    assert_eq!(arena.lock().counters().empty_regions as usize, crate::heap::EMPTY_REGIONS_KEPT);
+    // A fifth empty region: a small kept one goes, not the one that fits the large request.
+    free(&arena, large);
+    assert_sound(&arena, "after freeing");
+    let c = arena.lock().counters();
+    assert_eq!(c.empty_regions as usize, crate::heap::EMPTY_REGIONS_KEPT);
+    assert_eq!(c.regions_unmapped, 1);
+    let again = alloc(&arena, 6 << 20);
+    assert_eq!(arena.lock().counters().regions_mapped, mapped, "the large request mapped a region again");
+    free(&arena, again);
+    assert_sound(&arena, "after reuse");
+}
+
+#[test]
 fn purge_unmaps_empty_regions_and_keeps_the_heap_sound() {
     let arena = test_arena(Fit::Best);
     let keep = alloc(&arena, 64);
