@@ -390,9 +390,9 @@ impl Heap {
         while !region.is_null() {
             // SAFETY: regions on the heap's list are live and their first block's header is
             // valid; the caller holds the heap's lock.
-            let (span, first, next) =
-                unsafe { (Region::span(region), read_header(Region::first_block(region)), (*region).next) };
-            if !first.in_use() && first.size() == span && smallest.is_none_or(|(_, s)| span < s) {
+            let (span, empty, next) =
+                unsafe { (Region::span(region), Region::is_wholly_free(region), (*region).next) };
+            if empty && smallest.is_none_or(|(_, s)| span < s) {
                 smallest = Some((region, span));
             }
             region = next;
@@ -401,11 +401,21 @@ impl Heap {
             Some((region, span)) if span < self.last_grow_need => region,
             _ => emptied,
         };
-        // SAFETY: the victim is wholly free: its one block is listed on the bin for its span.
+        // SAFETY: the victim is one of this heap's wholly free regions.
+        unsafe { self.unmap_empty_region(victim) };
+    }
+
+    /// Unlists the one free block of `region`, a wholly free region of this heap counted in
+    /// `empty_regions`, and unmaps the region.
+    ///
+    /// # Safety
+    /// `region` must be a live region of this heap, wholly free (its block listed on its bin).
+    pub(crate) unsafe fn unmap_empty_region(&mut self, region: *mut Region) {
+        // SAFETY: forwarded from the caller: the region's one block is listed on the bin for its
+        // span.
         unsafe {
-            let span = Region::span(victim);
-            self.bins.remove(Region::first_block(victim), span);
-            self.unmap_region(victim);
+            self.bins.remove(Region::first_block(region), Region::span(region));
+            self.unmap_region(region);
         }
         self.counters.empty_regions -= 1;
     }

@@ -105,16 +105,11 @@ pub fn purge_heap(heap: &mut Heap) -> usize {
         let next = unsafe { (*region).next };
         let first = Region::first_block(region);
         // SAFETY: as above.
-        let (span, size, sentinel) = unsafe { (Region::span(region), (*region).size, Region::sentinel(region)) };
-        // SAFETY: the first block's header is valid by the block invariants.
-        let first_header = unsafe { read_header(first) };
-        if !first_header.in_use() && first_header.size() == span {
-            // SAFETY: the region is wholly free: its one block is listed on the bin for `span`.
-            unsafe {
-                heap.bins.remove(first, span);
-                heap.counters.empty_regions -= 1;
-                heap.unmap_region(region);
-            }
+        let (size, sentinel) = unsafe { ((*region).size, Region::sentinel(region)) };
+        // SAFETY: as above; the first block's header is valid by the block invariants.
+        if unsafe { Region::is_wholly_free(region) } {
+            // SAFETY: the region is one of the heap's and wholly free.
+            unsafe { heap.unmap_empty_region(region) };
             released += size;
         } else {
             let mut block = first;

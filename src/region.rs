@@ -12,7 +12,7 @@
 use core::ptr::null_mut;
 
 use crate::arena::Arena;
-use crate::block::{write_header, ALIGNMENT, HEADER_SIZE};
+use crate::block::{read_header, write_header, ALIGNMENT, HEADER_SIZE};
 use crate::os;
 
 /// Regions start on this boundary so that [`crate::region_map`] can find a pointer's region from
@@ -82,6 +82,18 @@ impl Region {
     pub unsafe fn span(this: *const Region) -> usize {
         // SAFETY: forwarded from the caller.
         unsafe { (*this).size - REGION_OVERHEAD }
+    }
+    /// Whether the region is one free block (its first block spans it).
+    ///
+    /// # Safety
+    /// `this` must be a live region whose first block's header is valid (the caller holds its
+    /// heap's lock).
+    #[inline]
+    pub unsafe fn is_wholly_free(this: *const Region) -> bool {
+        // SAFETY: forwarded from the caller.
+        let first = unsafe { read_header(Self::first_block(this)) };
+        // SAFETY: as above.
+        !first.in_use() && first.size() == unsafe { Self::span(this) }
     }
     /// Whether `p` lies in the block area of the region.
     ///
