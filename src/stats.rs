@@ -92,6 +92,10 @@ pub struct Summary {
     pub big_unmappings: u64,
     pub purged_bytes: u64,
     pub arenas: usize,
+    /// Blocks the arenas' heaps handed out and took back: the calls (and cache refills and
+    /// returns) that went past the thread caches.
+    pub heap_allocs: u64,
+    pub heap_frees: u64,
 }
 
 /// Gathers the process-wide counters and the sums of every arena's counters.
@@ -112,7 +116,11 @@ pub fn summary() -> Summary {
     let (allocations, frees) = crate::thread_cache::published_calls();
     s.allocations = allocations;
     s.frees = frees;
-    crate::arena::for_each_arena(|_| s.arenas += 1);
+    crate::arena::for_each_arena(|heap| {
+        s.arenas += 1;
+        s.heap_allocs += heap.counters.allocs;
+        s.heap_frees += heap.counters.frees;
+    });
     s
 }
 
@@ -139,6 +147,11 @@ pub fn print_text(fd: i32) {
         out,
         "binmalloc: calls: {} allocations, {} frees; {} big mappings, {} unmapped; {} arenas",
         s.allocations, s.frees, s.big_mappings, s.big_unmappings, s.arenas
+    );
+    let _ = writeln!(
+        out,
+        "binmalloc: heap blocks (past the thread caches): {} allocated, {} freed",
+        s.heap_allocs, s.heap_frees
     );
     out.flush_to(fd);
 }
