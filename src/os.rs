@@ -260,6 +260,8 @@ mod sys {
 /// Milliseconds on a monotonic clock (the coarse clock: read from the vDSO without a system
 /// call, precise to a few milliseconds, which is all the purge delay needs).
 pub fn monotonic_ms() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `t` is a valid timespec on our stack; clock_gettime does not allocate.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut t) };
     t.tv_sec as u64 * 1000 + t.tv_nsec as u64 / 1_000_000
 }
