@@ -57,10 +57,6 @@ const _: () = assert!(REGION_ALIGN.is_power_of_two() && REGION_ALIGN % os::PAGE_
 
 impl Region {
     #[inline(always)]
-    pub fn base(this: *const Region) -> usize {
-        this as usize
-    }
-    #[inline(always)]
     pub fn first_block(this: *const Region) -> *mut u8 {
         (this as usize + FIRST_BLOCK_OFFSET) as *mut u8
     }

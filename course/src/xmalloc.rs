@@ -7,7 +7,7 @@
 use core::ffi::c_void;
 use core::ptr::null_mut;
 
-use binmalloc::alloc::{allocate, deallocate, reallocate};
+use binmalloc::entry::{allocate, deallocate, reallocate};
 
 /// Returns `p`, setting `errno` to ENOMEM first if it is null (as `malloc` does).
 fn or_enomem(p: *mut u8) -> *mut c_void {
