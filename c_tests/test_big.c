@@ -269,10 +269,14 @@ int main(void)
     for (int round = 0; round < ROUNDS; round++) {
         full_touch = round == 0 || round == ROUNDS - 1;
         for (size_t i = 0; i < nabove; i++) {
-            uint64_t mapped_before = big_mappings();
-            blocks[i] = malloc(above);
-            if (round == 0 && i == 0 && big_mappings() == mapped_before)
-                kept_kb = EMPTY_REGIONS_KEPT * (long)((above + page) / KiB);
+            if (round == 0 && i == 0) {
+                uint64_t mapped_before = big_mappings();
+                blocks[i] = malloc(above);
+                if (big_mappings() == mapped_before)
+                    kept_kb = EMPTY_REGIONS_KEPT * (long)((above + page) / KiB);
+            } else {
+                blocks[i] = malloc(above);
+            }
             CHECK(blocks[i] != NULL, "malloc(%zu)", above);
             touch_pages(blocks[i], above, (unsigned char)i);
         }

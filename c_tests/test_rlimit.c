@@ -4,7 +4,9 @@
  * The allocator must not reserve large ranges up front, must fit ~8 MiB of
  * small blocks plus a 9 MiB block under the limit (twice, freeing in
  * between), and when memory does run out it must return NULL with errno
- * ENOMEM - not crash - and work again once memory is freed.
+ * ENOMEM - not crash - and work again once memory is freed. A realloc that
+ * fits under the limit only without the room binmalloc adds for growth still
+ * succeeds.
  */
 #include "common.h"
 
@@ -133,5 +135,23 @@ int main(void)
     free_list(head);
     check_heap();
     printf("test_rlimit: %zu then %zu 1 KiB blocks before ENOMEM\n", n1, n2);
+
+    /* A big block that realloc grows is given an eighth to spare, but not at the price of
+     * failing: when only the request itself fits under the limit, realloc still serves it. */
+    CHECK(mallopt(M_MMAP_THRESHOLD, (int)MiB) == 1, "mallopt(M_MMAP_THRESHOLD)");
+    size_t avail = (size_t)((long)(rl.rlim_cur / 1024) - bm_proc_status_kb("VmSize")) * 1024;
+    size_t before = avail / 16 * 15, after = before + avail / 32;
+    unsigned char *b = malloc(before);
+    CHECK(b != NULL, "malloc(%zu) with %zu bytes left under the limit", before, avail);
+    uint64_t key = bm_pattern_key(b, before, 77);
+    bm_fill(b, before, key);
+    errno = 0;
+    unsigned char *g = realloc(b, after);
+    CHECK(g != NULL, "realloc(%zu -> %zu) with room for it but not for an eighth more: errno %d",
+          before, after, errno);
+    CHECK(bm_verify(g, before, key) == (size_t)-1, "realloc near the limit lost content");
+    free(g);
+    printf("test_rlimit: a %zu-byte block grew to %zu bytes with %zu bytes left under the limit\n",
+           before, after, avail);
     return bm_finish("test_rlimit");
 }

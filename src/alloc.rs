@@ -273,11 +273,8 @@ pub fn reallocate(p: *mut u8, size: usize) -> *mut u8 {
             }
             // A request the block still holds, without much to spare, keeps it as it is: no
             // lock, and a string grown again soon grows in place.
-            if let Some(need) = block_size_for(size) {
-                let have = header.size();
-                if need <= have && have - need <= have / REALLOC_SLACK_KEPT_DIVISOR {
-                    return p;
-                }
+            if block_size_for(size).is_some_and(|need| still_holds(header.size(), need)) {
+                return p;
             }
             let old_capacity;
             {
@@ -304,13 +301,18 @@ pub fn reallocate(p: *mut u8, size: usize) -> *mut u8 {
             let Some(old_capacity) = large::usable_size(p) else {
                 fatal::misuse("realloc", p, not_ours(p));
             };
-            // As for heap blocks: a request the mapping still holds, without much to spare,
-            // keeps it as it is (no system call).
-            if size <= old_capacity && old_capacity - size <= old_capacity / REALLOC_SLACK_KEPT_DIVISOR {
+            // As for heap blocks (no system call).
+            if still_holds(old_capacity, size) {
                 return p;
             }
             if size > config::mmap_threshold() {
-                match large::resize(p, grown_request(old_capacity, size)) {
+                let ask = grown_request(old_capacity, size);
+                let mut resized = large::resize(p, ask);
+                if matches!(resized, large::Resized::OutOfMemory) && ask > size {
+                    // Room for the request, but not for the eighth on top.
+                    resized = large::resize(p, size);
+                }
+                match resized {
                     large::Resized::Done(moved) => return moved,
                     large::Resized::OutOfMemory => return null_mut(),
                     large::Resized::NotBig => fatal::misuse("realloc", p, not_ours(p)),
@@ -321,9 +323,14 @@ pub fn reallocate(p: *mut u8, size: usize) -> *mut u8 {
     }
 }
 
-/// Allocates `size` bytes, copies what fits from `p` and frees `p`.
 /// A block shrunk by `realloc` keeps its slack up to this fraction of its size (1/4).
 const REALLOC_SLACK_KEPT_DIVISOR: usize = 4;
+
+/// Whether a block of `have` bytes serves a `realloc` to `need` bytes as it is: it holds them,
+/// without much to spare. Heap blocks compare block sizes, big blocks usable sizes.
+fn still_holds(have: usize, need: usize) -> bool {
+    need <= have && have - need <= have / REALLOC_SLACK_KEPT_DIVISOR
+}
 
 /// Moves the payload to a new block of at least `size` bytes. A block that grows is given an
 /// eighth more than asked for, so that a string grown a few bytes at a time moves once per
@@ -335,11 +342,15 @@ const REALLOC_SLACK_KEPT_DIVISOR: usize = 4;
 /// growing string will not ask for twice (realloc benchmark: peak RSS 33.9 -> 32.6 MiB).
 fn move_block(p: *mut u8, old_capacity: usize, size: usize) -> *mut u8 {
     let ask = grown_request(old_capacity, size);
-    let fresh = if size > old_capacity && ask > EXACT_LIMIT && ask <= config::mmap_threshold() {
+    let mut fresh = if size > old_capacity && ask > EXACT_LIMIT && ask <= config::mmap_threshold() {
         allocate_grown(ask)
     } else {
         allocate(ask)
     };
+    if fresh.is_null() && ask > size {
+        // Room for the request, but not for the eighth on top.
+        fresh = allocate(size);
+    }
     if fresh.is_null() {
         return fresh;
     }
@@ -353,7 +364,8 @@ fn move_block(p: *mut u8, old_capacity: usize, size: usize) -> *mut u8 {
 const REALLOC_GROWTH_DIVISOR: usize = 8;
 
 /// What `realloc` asks for when a block of `old_capacity` bytes moves to hold `size`: an
-/// eighth more than it had if it grows, else `size`. Not capped at the big-block cutoff: a
+/// eighth more than it had if it grows, else `size` (which the caller falls back to when the
+/// system has no room for the eighth). Not capped at the big-block cutoff: a
 /// block that grows past it becomes a mapping with room to spare, rather than an exact one
 /// remapped on every later call (perl growing a 2 MiB buffer 4 KiB at a time: 330 -> 8
 /// `mremap` calls).
@@ -397,7 +409,7 @@ const OUTGROWN_CACHED_MAX: usize = 256;
 fn free_outgrown(p: *mut u8) {
     if let Located::Small(region, block, header) = locate(p, "realloc") {
         if header.size() <= OUTGROWN_CACHED_MAX {
-            return deallocate(p, "realloc");
+            return free_located(p, region, block, header.size(), "realloc");
         }
         // SAFETY: regions point at their arena, which lives as long as its blocks.
         let arena = unsafe { (*region).arena };
