@@ -441,6 +441,11 @@ fn push_active(c: &mut ThreadCache, p: *mut u8, class: usize, arena: *const Aren
             return true;
         }
         if c.lists.counts[class] as usize >= list_limit(class) {
+            // The newer half goes back to the heap now, where it merges. Parking spilled blocks
+            // unmerged in the arena for the next refill of their class (a depot, as magazine
+            // allocators have) stranded blocks of one class while the heap cut fresh memory for
+            // others (python benchmark, 9 interleaved runs: peak RSS 1.02 -> 1.25 of glibc's,
+            // time 0.96 -> 1.35; server peak RSS 0.89 -> 0.99; perl and churn unchanged).
             trim_list(&mut c.lists, class, list_limit(class) / 2);
             publish_counts(c);
         }
