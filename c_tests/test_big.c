@@ -266,20 +266,16 @@ int main(void)
     CHECK(nabove > 0 && nabove <= MAXB, "block count %zu", nabove);
     rss_peak = 0;
     long kept_kb = 0;
+    uint64_t mapped_before = big_mappings();
     for (int round = 0; round < ROUNDS; round++) {
         full_touch = round == 0 || round == ROUNDS - 1;
         for (size_t i = 0; i < nabove; i++) {
-            if (round == 0 && i == 0) {
-                uint64_t mapped_before = big_mappings();
-                blocks[i] = malloc(above);
-                if (big_mappings() == mapped_before)
-                    kept_kb = EMPTY_REGIONS_KEPT * (long)((above + page) / KiB);
-            } else {
-                blocks[i] = malloc(above);
-            }
+            blocks[i] = malloc(above);
             CHECK(blocks[i] != NULL, "malloc(%zu)", above);
             touch_pages(blocks[i], above, (unsigned char)i);
         }
+        if (round == 0 && big_mappings() == mapped_before)
+            kept_kb = EMPTY_REGIONS_KEPT * (long)((above + page) / KiB);
         for (size_t i = 0; i < nabove; i++)
             CHECK(blocks[i][0] == (unsigned char)i && blocks[i][above - 1] == (unsigned char)i,
                   "block %zu of size %zu overwritten", i, above);

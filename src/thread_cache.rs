@@ -927,9 +927,8 @@ pub fn refill(class: usize) -> *mut u8 {
         let mut last: *mut u8 = null_mut();
         let first = heap.alloc_run(need, batch, |p| {
             // SAFETY: `p` is a fresh in-use block of at least 24 bytes; `last`, when set, is
-            // the block linked just before it, still ours.
+            // the block listed just before it, still ours.
             unsafe {
-                next_cell(p).write(rest);
                 key_cell(p).write(cache_key);
                 if last.is_null() {
                     lists.heads[class] = p;
@@ -940,6 +939,10 @@ pub fn refill(class: usize) -> *mut u8 {
             last = p;
             lists.counts[class] += 1;
         });
+        if !last.is_null() {
+            // SAFETY: `last` is the batch's last listed block, ours; what the list held follows it.
+            unsafe { next_cell(last).write(rest) };
+        }
         drop(heap);
         publish_counts(c);
         first
