@@ -58,10 +58,16 @@ pub fn set_tag_secret(secret: usize) {
     TAG_SECRET.store(secret | 1, Ordering::Relaxed);
 }
 
+/// A block's address and the low bits of its header word, hashed with the secret: its top
+/// bits are the tag.
+#[inline(always)]
+fn mix(block: usize, low: usize) -> usize {
+    (block ^ low ^ TAG_SECRET.load(Ordering::Relaxed)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
 #[inline(always)]
 fn tag_for(block: usize, low: usize) -> usize {
-    let mixed = (block ^ low ^ TAG_SECRET.load(Ordering::Relaxed)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    (mixed >> TAG_SHIFT) << TAG_SHIFT
+    (mix(block, low) >> TAG_SHIFT) << TAG_SHIFT
 }
 
 /// The decoded header word of one block.
@@ -85,7 +91,8 @@ impl Header {
     #[inline(always)]
     pub fn is_valid_at(self, block: *mut u8) -> bool {
         let low = self.0 & !(usize::MAX << TAG_SHIFT);
-        self.0 == low | tag_for(block as usize, low)
+        // The same test as `self.0 == low | tag_for(..)`, without masking the tag out first.
+        (self.0 ^ mix(block as usize, low)) >> TAG_SHIFT == 0
     }
 }
 
