@@ -285,10 +285,9 @@ pub fn class_of_block(size: usize) -> usize {
 
 /// Exact classes: the class of a request is (its block size - MIN_BLOCK_SIZE) / SIZE_GRANULE,
 /// with the block size the request plus its header rounded up to the granule. Because
-/// MIN_BLOCK_SIZE is a multiple of the granule, that is (request - this) / SIZE_GRANULE, and
-/// class 0 for the requests below it.
+/// MIN_BLOCK_SIZE is a multiple of the granule (asserted in block.rs), that is
+/// (request - this) / SIZE_GRANULE, and class 0 for the requests below it.
 const EXACT_REQUEST_BIAS: usize = MIN_BLOCK_SIZE + 1 - HEADER_SIZE - SIZE_GRANULE;
-const _: () = assert!(MIN_BLOCK_SIZE % SIZE_GRANULE == 0);
 
 /// The cache class that serves a request of `request` bytes (at most [`CACHED_REQUEST_MAX`]):
 /// the smallest class whose blocks hold it.
