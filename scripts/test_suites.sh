@@ -18,7 +18,7 @@
 #
 # Before a suite runs, the same interpreter under the same environment must
 # show that binmalloc serves it: binmalloc_owns(malloc(100)) == 1 through
-# ctypes. Default mode takes about 2.5 minutes on 2 cores; STRESS=1 runs more
+# ctypes. Default mode takes about 2 minutes on 2 cores; STRESS=1 runs more
 # modules (python: ~110, numpy: the slow files too).
 #
 # Environment: PYTHON (default: the real interpreter behind python3),
