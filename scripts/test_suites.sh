@@ -157,21 +157,23 @@ EOF
 suite() {
     local name="$1" limit="$2" mode="$3"
     shift 3
-    local start=$SECONDS rcs=() runner
-    for runner in glibc binmalloc; do
+    local start=$SECONDS rcs=() pids=() runners=(glibc binmalloc) runner i status
+    for runner in "${runners[@]}"; do
         local xml="$LOGS/$name.$runner.xml" log="$LOGS/$name.$runner.log"
-        rm -f "$xml" "$LOGS/$name.$runner.rc"
+        rm -f "$xml"
         local envs=("XML=$xml")
         [[ $runner == binmalloc ]] && envs+=("LD_PRELOAD=$LIB")
         # each run in its own directory: nothing one leaves (a hypothesis database) reaches the other
         mkdir -p "$WORK/$runner"
-        (cd "$WORK/$runner" && env "${envs[@]}" timeout -s KILL "$limit" "$@" >"$log" 2>&1
-         echo $? >"$LOGS/$name.$runner.rc") &
+        (cd "$WORK/$runner" && env "${envs[@]}" timeout -s KILL "$limit" "$@" >"$log" 2>&1) &
+        pids+=($!)
         [[ $mode == side-by-side ]] || wait $!
     done
-    wait
-    for runner in glibc binmalloc; do
-        rcs+=("$runner exit $(cat "$LOGS/$name.$runner.rc" 2>/dev/null || echo '?')")
+    # `wait PID` gives a run's exit status, also for one already waited for above
+    for i in 0 1; do
+        wait "${pids[$i]}"
+        status=$?
+        rcs+=("${runners[$i]} exit $status")
     done
     local verdict
     verdict="$(compare "$name" "$LOGS/$name.glibc.xml" "$LOGS/$name.binmalloc.xml")"
