@@ -18,7 +18,8 @@ pub const MAX_MMAP_THRESHOLD: usize = 1 << 30;
 pub const MAX_ARENAS: usize = 64;
 /// Default fit policy inside a bin. Chosen by measurement (see README).
 pub const DEFAULT_FIT: Fit = Fit::Best;
-/// Default delay before free pages are returned to the OS.
+/// Default delay before free pages are returned to the OS, once the heap serves big blocks (see
+/// `purge::delay_ms`, which uses a shorter one before).
 pub const DEFAULT_PURGE_DELAY_MS: u64 = 200;
 /// Longest path accepted for `BINMALLOC_DUMP`.
 pub const MAX_PATH: usize = 256;
@@ -40,9 +41,11 @@ pub struct Config {
     pub thread_cache: bool,
     /// Whether large regions ask for transparent huge pages (see `region::HUGE_PAGE_REGION_MIN`).
     pub huge_pages: bool,
-    /// Free pages inside large free blocks go back to the OS this many milliseconds after the
-    /// heap last formed one (at the heap's next operation).
+    /// Free pages inside large free blocks go back to the OS once the block has stayed free this
+    /// many milliseconds (at the heap's next operation); see `purge::delay_ms`.
     pub purge_delay_ms: u64,
+    /// Set when `BINMALLOC_PURGE_DELAY` chose the delay: it then applies from the start.
+    pub purge_delay_chosen: bool,
     /// Verify the whole heap every this many allocation calls (0: never).
     pub check_every: u64,
     /// Where to write a JSON heap dump at exit (NUL-terminated; empty: nowhere).
@@ -59,6 +62,7 @@ impl Config {
             thread_cache: true,
             huge_pages: false,
             purge_delay_ms: DEFAULT_PURGE_DELAY_MS,
+            purge_delay_chosen: false,
             check_every: 0,
             dump_path: [0; MAX_PATH],
         }
@@ -182,8 +186,11 @@ fn apply(config: &mut Config, name: &[u8], value: &[u8]) {
             _ => warn(name, value, "0"),
         },
         b"PURGE_DELAY" => match parse_size(value) {
-            Some(n) => config.purge_delay_ms = n as u64,
-            None => warn(name, value, "200"),
+            Some(n) => {
+                config.purge_delay_ms = n as u64;
+                config.purge_delay_chosen = true;
+            }
+            None => warn(name, value, "10, then 200"),
         },
         b"CHECK" => match parse_size(value) {
             Some(n) => config.check_every = n as u64,
@@ -262,14 +269,15 @@ pub fn print(fd: i32) {
     let dump_len = c.dump_path.iter().position(|&b| b == 0).unwrap_or(0);
     let _ = writeln!(
         out,
-        "binmalloc: config: fit={} mmap_threshold={}{} arenas={} tcache={} hugepages={} purge_delay_ms={} stats={} check_every={} dump={}",
+        "binmalloc: config: fit={} mmap_threshold={}{} arenas={} tcache={} hugepages={} purge_delay_ms={}{} stats={} check_every={} dump={}",
         c.fit.name(),
         mmap_threshold(),
         if THRESHOLD_FIXED.load(Ordering::Relaxed) { "" } else { " (dynamic)" },
         c.arenas,
         c.thread_cache as u8,
         c.huge_pages as u8,
-        c.purge_delay_ms,
+        crate::purge::delay_ms(),
+        if c.purge_delay_chosen { "" } else { " (dynamic)" },
         match c.stats {
             StatsMode::Off => "0",
             StatsMode::Text => "1",

@@ -358,7 +358,7 @@ impl Heap {
                     _ => os::monotonic_ms(),
                 };
                 write_free_since(start, since);
-                let due = since + crate::config::get().purge_delay_ms;
+                let due = since + crate::purge::delay_ms();
                 if self.purge_at_ms == 0 || due < self.purge_at_ms {
                     self.purge_at_ms = due;
                     crate::purge::note_purge_due(due);

@@ -179,8 +179,29 @@ fn resident_pages(p: *mut u8, len: usize) -> usize {
     vec.iter().filter(|&&b| b & 1 != 0).count()
 }
 
+/// The timing tests below assume the 200 ms delay, which applies once the big-allocation cutoff
+/// has risen (as other tests may make it do at any time): rising it here first makes "a block
+/// freed just now keeps its pages" hold however slowly the test runs.
+fn use_the_long_purge_delay() {
+    crate::config::note_big_block_freed(crate::config::DEFAULT_MMAP_THRESHOLD + 4096);
+    assert_eq!(crate::purge::delay_ms(), crate::config::DEFAULT_PURGE_DELAY_MS);
+}
+
+#[test]
+fn the_purge_delay_is_short_until_the_heap_serves_big_blocks() {
+    use crate::config::{DEFAULT_MMAP_THRESHOLD, DEFAULT_PURGE_DELAY_MS};
+    use crate::purge::{delay_for, QUICK_PURGE_DELAY_MS};
+    assert_eq!(delay_for(false, DEFAULT_PURGE_DELAY_MS, DEFAULT_MMAP_THRESHOLD), QUICK_PURGE_DELAY_MS);
+    assert_eq!(delay_for(false, DEFAULT_PURGE_DELAY_MS, 256 << 10), QUICK_PURGE_DELAY_MS);
+    assert_eq!(delay_for(false, DEFAULT_PURGE_DELAY_MS, 2 * DEFAULT_MMAP_THRESHOLD), DEFAULT_PURGE_DELAY_MS);
+    // A delay the user chose holds from the start, whatever the cutoff.
+    assert_eq!(delay_for(true, 50, DEFAULT_MMAP_THRESHOLD), 50);
+    assert_eq!(delay_for(true, 0, 2 * DEFAULT_MMAP_THRESHOLD), 0);
+}
+
 #[test]
 fn large_free_blocks_lose_their_pages_after_the_purge_delay() {
+    use_the_long_purge_delay();
     let arena = test_arena(Fit::Best);
     let keep = alloc(&arena, 64);
     let big = alloc(&arena, 600_000);
@@ -201,6 +222,31 @@ fn large_free_blocks_lose_their_pages_after_the_purge_delay() {
     let resident = resident_pages(big, 600_000);
     assert!(resident <= 2, "{resident} pages still resident after the purge delay");
     assert_sound(&arena, "after the delayed purge");
+}
+
+#[test]
+fn free_blocks_of_16_kib_lose_their_inner_pages_too() {
+    use_the_long_purge_delay();
+    let arena = test_arena(Fit::Best);
+    let keep = alloc(&arena, 64);
+    let size = crate::purge::PURGE_MIN_BLOCK + 4096;
+    let hole = alloc(&arena, size);
+    let _fence = alloc(&arena, 64);
+    // SAFETY: `hole` has `size` usable bytes.
+    unsafe { hole.write_bytes(1, size) };
+    let before = resident_pages(hole, size);
+    assert!(before >= 4, "{before} pages resident after writing them all");
+    free(&arena, hole);
+    std::thread::sleep(std::time::Duration::from_millis(crate::config::DEFAULT_PURGE_DELAY_MS + 100));
+    free(&arena, keep);
+    for _ in 0..crate::heap::PURGE_CLOCK_EVERY {
+        let p = alloc(&arena, 64);
+        free(&arena, p);
+    }
+    // Only the pages holding the block's header, links and footer stay.
+    let after = resident_pages(hole, size);
+    assert!(after <= 2, "{after} of {before} pages still resident after the purge delay");
+    assert_sound(&arena, "after purging a 20 KiB hole");
 }
 
 #[test]
@@ -247,6 +293,7 @@ fn a_run_of_blocks_fills_holes_first_and_is_freed_back_whole() {
 
 #[test]
 fn the_delayed_purge_releases_only_blocks_free_for_the_whole_delay() {
+    use_the_long_purge_delay();
     let arena = test_arena(Fit::Best);
     let delay = std::time::Duration::from_millis(crate::config::DEFAULT_PURGE_DELAY_MS + 100);
     let _keep = alloc(&arena, 64);
