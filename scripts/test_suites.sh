@@ -170,7 +170,7 @@ suite() {
         [[ $mode == side-by-side ]] || wait $!
     done
     # `wait PID` gives a run's exit status, also for one already waited for above
-    for i in 0 1; do
+    for i in "${!pids[@]}"; do
         wait "${pids[$i]}"
         status=$?
         rcs+=("${runners[$i]} exit $status")

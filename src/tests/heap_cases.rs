@@ -180,7 +180,7 @@ fn resident_pages(p: *mut u8, len: usize) -> usize {
 }
 
 /// The timing tests below assume the 200 ms delay, which applies once the big-allocation cutoff
-/// has risen (as other tests may make it do at any time): rising it here first makes "a block
+/// has risen (as other tests may make it do at any time): raising it here first makes "a block
 /// freed just now keeps its pages" hold however slowly the test runs.
 fn use_the_long_purge_delay() {
     crate::config::note_big_block_freed(crate::config::DEFAULT_MMAP_THRESHOLD + 4096);
@@ -206,10 +206,20 @@ fn large_free_blocks_lose_their_pages_after_the_purge_delay() {
     let keep = alloc(&arena, 64);
     let big = alloc(&arena, 600_000);
     let _fence = alloc(&arena, 64);
-    // SAFETY: `big` has 600000 usable bytes.
-    unsafe { big.write_bytes(1, 600_000) };
+    // The smallest block the purge releases pages of (20 KiB).
+    let hole_size = crate::purge::PURGE_MIN_BLOCK + 4096;
+    let hole = alloc(&arena, hole_size);
+    let _fence2 = alloc(&arena, 64);
+    // SAFETY: `big` has 600000 usable bytes, `hole` `hole_size`.
+    unsafe {
+        big.write_bytes(1, 600_000);
+        hole.write_bytes(1, hole_size);
+    }
     assert!(resident_pages(big, 600_000) > 140);
+    let hole_before = resident_pages(hole, hole_size);
+    assert!(hole_before >= 4, "{hole_before} pages resident after writing them all");
     free(&arena, big);
+    free(&arena, hole);
     // Within the delay, the pages stay (a quick reuse costs no page faults).
     assert!(resident_pages(big, 600_000) > 140);
     std::thread::sleep(std::time::Duration::from_millis(crate::config::DEFAULT_PURGE_DELAY_MS + 100));
@@ -221,32 +231,10 @@ fn large_free_blocks_lose_their_pages_after_the_purge_delay() {
     }
     let resident = resident_pages(big, 600_000);
     assert!(resident <= 2, "{resident} pages still resident after the purge delay");
+    // Of the small block, only the pages holding its header, links and footer stay.
+    let hole_after = resident_pages(hole, hole_size);
+    assert!(hole_after <= 2, "{hole_after} of {hole_before} pages of a 20 KiB block still resident after the purge delay");
     assert_sound(&arena, "after the delayed purge");
-}
-
-#[test]
-fn free_blocks_of_16_kib_lose_their_inner_pages_too() {
-    use_the_long_purge_delay();
-    let arena = test_arena(Fit::Best);
-    let keep = alloc(&arena, 64);
-    let size = crate::purge::PURGE_MIN_BLOCK + 4096;
-    let hole = alloc(&arena, size);
-    let _fence = alloc(&arena, 64);
-    // SAFETY: `hole` has `size` usable bytes.
-    unsafe { hole.write_bytes(1, size) };
-    let before = resident_pages(hole, size);
-    assert!(before >= 4, "{before} pages resident after writing them all");
-    free(&arena, hole);
-    std::thread::sleep(std::time::Duration::from_millis(crate::config::DEFAULT_PURGE_DELAY_MS + 100));
-    free(&arena, keep);
-    for _ in 0..crate::heap::PURGE_CLOCK_EVERY {
-        let p = alloc(&arena, 64);
-        free(&arena, p);
-    }
-    // Only the pages holding the block's header, links and footer stay.
-    let after = resident_pages(hole, size);
-    assert!(after <= 2, "{after} of {before} pages still resident after the purge delay");
-    assert_sound(&arena, "after purging a 20 KiB hole");
 }
 
 #[test]
