@@ -30,7 +30,13 @@ impl Rng {
 }
 
 /// A heap in its own arena, leaked so its address (which regions point at) never changes.
+/// The process is initialised first: start-up draws the secret that header tags are keyed by,
+/// and a test that started the process arenas while another test's heap held blocks would
+/// leave that heap's headers failing their checks (with many tests at once, every run). Miri
+/// cannot run start-up (it reads the auxiliary vector), and its tests use no process arena.
 pub fn test_arena(fit: Fit) -> &'static Arena {
+    #[cfg(not(miri))]
+    crate::arena::ensure_init();
     let arena: &'static Arena = Box::leak(Box::new(Arena::new(fit)));
     arena.bind();
     arena
