@@ -228,6 +228,25 @@ impl UserHeap {
         self.big_lock.unlock();
     }
 
+    /// Bytes this heap has mapped: its regions and its big blocks' mappings. Tests read this
+    /// rather than the process-wide figure, which other threads move at the same time.
+    #[cfg(test)]
+    pub(crate) fn mapped_bytes(&self) -> usize {
+        let regions = self.arena.lock().counters().region_bytes;
+        let mut big = 0;
+        self.big_lock.lock();
+        // SAFETY: the lock is held; listed big blocks are live mappings.
+        unsafe {
+            let mut at = *self.big.get();
+            while !at.is_null() {
+                big += (*at).len;
+                at = (*at).next;
+            }
+        }
+        self.big_lock.unlock();
+        regions + big
+    }
+
     /// Runs the invariant checker on this heap; returns the number of problems.
     pub fn check(&self) -> usize {
         let mut findings = crate::check::Findings::new(true);

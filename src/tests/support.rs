@@ -56,8 +56,32 @@ pub fn pattern(tag: u64, i: usize) -> u8 {
 }
 
 /// Held by tests whose threads use the process arenas (through `allocate`): their threads park
-/// and adopt caches and count as arena residents, which a test of that machinery must see alone.
-pub fn process_arenas_lock() -> std::sync::MutexGuard<'static, ()> {
+/// and adopt caches, hand blocks back and count as arena residents, which a test of that
+/// machinery must see alone.
+pub fn process_arenas_lock() -> ProcessArenasGuard {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    let guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    leave_process_arenas_idle();
+    ProcessArenasGuard(guard)
+}
+
+/// The lock of [`process_arenas_lock`]. The test harness runs each test on a thread of its own
+/// that exits after the test has returned, so outside the lock: whatever that thread still held
+/// (a cache to park, blocks to hand back, a place among an arena's residents) would reach the
+/// next test's threads, which would then adopt a cache they did not fill (a fresh thread's list
+/// is not empty) or settle in another arena. Before it unlocks, the guard takes all of it back.
+pub struct ProcessArenasGuard(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
+
+impl Drop for ProcessArenasGuard {
+    fn drop(&mut self) {
+        leave_process_arenas_idle(); // runs before the field, so with the lock still held
+    }
+}
+
+/// Empties the calling thread's cache and every parked cache, frees every handed-back block
+/// into its heap, and takes the calling thread off its arena's residents.
+fn leave_process_arenas_idle() {
+    crate::thread_cache::flush_this_thread();
+    crate::arena::drain_all_handed_back(false);
+    crate::arena::leave_home();
 }

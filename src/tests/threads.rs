@@ -13,9 +13,10 @@ fn threads_allocate_and_free_each_others_blocks() {
     const THREADS: usize = 4;
     let inboxes: Vec<Mutex<Vec<(usize, usize, u64)>>> = (0..THREADS).map(|_| Mutex::new(Vec::new())).collect();
     std::thread::scope(|s| {
+        let mut threads = Vec::new();
         for t in 0..THREADS {
             let inboxes = &inboxes;
-            s.spawn(move || {
+            threads.push(s.spawn(move || {
                 let mut rng = Rng::new(t as u64 + 77);
                 let mut live: Vec<(usize, usize, u64)> = Vec::new();
                 for op in 0..150_000u64 {
@@ -46,7 +47,12 @@ fn threads_allocate_and_free_each_others_blocks() {
                 for (q, qsize, qtag) in live {
                     check_and_free(q, qsize, qtag);
                 }
-            });
+            }));
+        }
+        // The end of a scope waits for the threads' closures, not for their exit: a cache
+        // destructor still running would hand blocks back and park a cache during the next test.
+        for thread in threads {
+            thread.join().unwrap();
         }
     });
     for inbox in &inboxes {
@@ -174,7 +180,6 @@ fn a_block_whose_data_holds_a_cache_key_is_freed_normally() {
 fn a_thread_that_adopts_a_parked_cache_moves_into_its_arena() {
     let _alone = process_arenas_lock();
     crate::arena::ensure_init();
-    crate::thread_cache::flush_this_thread(); // empties the parked slots
     let home = || crate::thread_cache::home() as usize;
     // A first thread stays in the least crowded arena while a second one starts, so the second
     // settles elsewhere; it frees its blocks (its cache then holds them) and exits, parking them.
@@ -215,5 +220,4 @@ fn a_thread_that_adopts_a_parked_cache_moves_into_its_arena() {
     .unwrap();
     assert_eq!(adopter_home, second_home);
     deallocate(kept as *mut u8, "free");
-    crate::thread_cache::flush_this_thread();
 }
