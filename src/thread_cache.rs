@@ -521,6 +521,13 @@ pub fn is_cached_by_this_thread(p: *mut u8, size: usize) -> bool {
     with_cache(|c| is_cached_here(c, p, class_of_block(size)))
 }
 
+/// Whether this thread's cache lists `p` (a block of `size` bytes), found by address alone:
+/// unlike [`is_cached_by_this_thread`], `p` itself is not read, so it may have been freed.
+#[cfg(test)]
+pub(crate) fn lists_hold(p: *mut u8, size: usize) -> bool {
+    with_cache(|c| is_cached_here(c, p, class_of_block(size)))
+}
+
 #[cold]
 fn is_cached_here(c: &ThreadCache, p: *mut u8, class: usize) -> bool {
     let lists = [(c.lists.heads[class], c.lists.counts[class] as usize), (c.remote_head, c.remote_count as usize)];

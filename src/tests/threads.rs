@@ -134,7 +134,8 @@ fn a_thread_returns_its_cache_after_a_purge_sweep() {
         for _ in 0..100 {
             deallocate(allocate(5000), "free");
         }
-        assert!(!is_cached_by_this_thread(p, size), "the cache kept its block after a sweep");
+        // `p` went back to its heap, whose region may be gone: only the lists are searched.
+        assert!(!crate::thread_cache::lists_hold(p, size), "the cache kept its block after a sweep");
     });
 }
 
