@@ -518,12 +518,11 @@ pub fn is_cached_by_this_thread(p: *mut u8, size: usize) -> bool {
     if key != CACHE_KEY.load(Ordering::Relaxed) {
         return false;
     }
-    with_cache(|c| is_cached_here(c, p, class_of_block(size)))
+    lists_hold(p, size)
 }
 
 /// Whether this thread's cache lists `p` (a block of `size` bytes), found by address alone:
-/// unlike [`is_cached_by_this_thread`], `p` itself is not read, so it may have been freed.
-#[cfg(test)]
+/// `p` itself is not read, so it may have been freed since.
 pub(crate) fn lists_hold(p: *mut u8, size: usize) -> bool {
     with_cache(|c| is_cached_here(c, p, class_of_block(size)))
 }

@@ -69,7 +69,8 @@ pub fn process_arenas_lock() -> ProcessArenasGuard {
 /// that exits after the test has returned, so outside the lock: whatever that thread still held
 /// (a cache to park, blocks to hand back, a place among an arena's residents) would reach the
 /// next test's threads, which would then adopt a cache they did not fill (a fresh thread's list
-/// is not empty) or settle in another arena. Before it unlocks, the guard takes all of it back.
+/// is not empty) or settle in another arena. Before it unlocks, the guard takes all of it back;
+/// taking the lock does the same, for whatever code that runs without it left behind.
 pub struct ProcessArenasGuard(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
 
 impl Drop for ProcessArenasGuard {

@@ -39,9 +39,14 @@ fn a_heap_allocates_resizes_frees_resets_and_is_destroyed() {
         }
         assert_eq!(h.check(), 0);
         assert!(h.mapped_bytes() > 0);
+        // Counts that only grow: other tests' mappings cannot make them fall.
+        let before = crate::stats::summary();
         h.reset();
         assert_eq!(h.check(), 0);
         assert_eq!(h.mapped_bytes(), 0, "a reset unmaps every region and big block");
+        let after = crate::stats::summary();
+        assert!(after.regions_returned > before.regions_returned, "the statistics missed the regions");
+        assert!(after.big_unmappings > before.big_unmappings, "the statistics missed the big blocks");
         // Usable again after a reset.
         let p = h.alloc(100);
         assert!(!p.is_null());
