@@ -11,8 +11,8 @@ use crate::arena::Arena;
 use crate::bins::{Bins, Fit};
 use crate::block::{
     block_of, erase_header, next_block, payload_of, read_free_since, read_header, read_prev_footer,
-    set_prev_in_use, write_footer, write_free_since, write_header, FREE_SINCE_MIN_SIZE, MIN_BLOCK_SIZE,
-    HEADER_SIZE, PAGES_RELEASED,
+    set_prev_in_use, write_footer, write_free_since, write_header, FREE_SINCE_MIN_SIZE, HEADER_SIZE,
+    MIN_BLOCK_SIZE, PAGES_RELEASED,
 };
 use crate::fatal::{self, Misuse};
 use crate::os;
