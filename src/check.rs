@@ -67,6 +67,13 @@ pub fn check_heap(heap: &Heap, findings: &mut Findings) {
             }
             chunk += REGION_ALIGN;
         }
+        // Reserved chunks past the end hold no blocks: the map must not lead there.
+        while chunk < region as usize + r.reserved {
+            if !region_map::lookup(chunk).is_null() {
+                findings.fail("region map leads to a reserved chunk past a region's end", chunk);
+            }
+            chunk += REGION_ALIGN;
+        }
         region_bytes += r.size;
         let walked = walk_region(region, findings);
         free_blocks_walked += walked.free_blocks;
