@@ -1,6 +1,8 @@
 //! Targeted cases of splitting, coalescing by address, in-place resizing and region return.
 
 use super::support::{assert_sound, test_arena};
+#[cfg(not(miri))]
+use super::support::with_growable_region;
 use crate::bins::Fit;
 use crate::block::{block_of, block_size_for, read_header, MIN_BLOCK_SIZE};
 use crate::region::{Region, REGION_ALIGN};
@@ -321,15 +323,10 @@ fn the_delayed_purge_releases_only_blocks_free_for_the_whole_delay() {
 #[test]
 #[cfg(not(miri))]
 fn a_large_heap_grows_its_newest_region_in_place() {
-    use crate::heap::{REGION_RESERVATION, RESERVE_FROM_HEAP_SIZE};
     let arena = test_arena(Fit::Best);
-    let filler = alloc(&arena, RESERVE_FROM_HEAP_SIZE);
-    let first = alloc(&arena, 2 * REGION_ALIGN);
-    let region = crate::region_map::lookup(first as usize);
-    assert_ne!(region, crate::region_map::lookup(filler as usize), "the second block needs a region");
+    let (filler, first, region) = with_growable_region(arena);
     // SAFETY: `region` is live while `first` is.
-    let (size, reserved) = unsafe { ((*region).size, (*region).reserved) };
-    assert_eq!(reserved, REGION_RESERVATION);
+    let size = unsafe { (*region).size };
     let mapped = arena.lock().counters().regions_mapped;
 
     // The region is wholly free: growing it in place extends its one free block.
@@ -370,11 +367,8 @@ fn a_large_heap_grows_its_newest_region_in_place() {
 #[test]
 #[cfg(not(miri))]
 fn a_growable_region_gives_back_a_large_free_end_at_once() {
-    use crate::heap::RESERVE_FROM_HEAP_SIZE;
     let arena = test_arena(Fit::Best);
-    let filler = alloc(&arena, RESERVE_FROM_HEAP_SIZE);
-    let head = alloc(&arena, 2 * REGION_ALIGN);
-    let region = crate::region_map::lookup(head as usize);
+    let (filler, head, region) = with_growable_region(arena);
     let blocks: Vec<*mut u8> = (0..20).map(|_| alloc(&arena, 2 * REGION_ALIGN)).collect();
     assert!(blocks.iter().all(|&p| crate::region_map::lookup(p as usize) == region), "grown in place");
     // SAFETY: `region` is live while `head` is.
