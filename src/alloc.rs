@@ -113,8 +113,9 @@ fn locate_in_map(p: *mut u8, call: &'static str) -> Option<(region_map::Entry, *
     if p as usize % ALIGNMENT != 0 || (block as usize) < Region::first_block(region) as usize {
         fatal::misuse(call, p, Misuse::NotBlockStart);
     }
-    // SAFETY: the map entry keeps the region live; `block` is 8-aligned and inside its block area
-    // (the region's size is not read here: a region growing in place changes it under its lock).
+    // SAFETY: the map entry keeps the region live; `block` is 8-aligned and inside its block area.
+    debug_assert!(unsafe { Region::contains(region, block as usize) });
+    // SAFETY: as above.
     let header = unsafe { read_header(block) };
     if !header.is_valid_at(block) {
         diagnose_bad_header(region, block, p, call);

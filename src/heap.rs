@@ -11,8 +11,8 @@ use crate::arena::Arena;
 use crate::bins::{Bins, Fit};
 use crate::block::{
     block_of, erase_header, next_block, payload_of, read_free_since, read_header, read_prev_footer,
-    set_prev_in_use, write_footer, write_free_since, write_header, FREE_SINCE_MIN_SIZE, HEADER_SIZE,
-    MIN_BLOCK_SIZE, PAGES_RELEASED,
+    set_prev_in_use, write_footer, write_free_since, write_header, FREE_SINCE_MIN_SIZE, MIN_BLOCK_SIZE,
+    PAGES_RELEASED,
 };
 use crate::fatal::{self, Misuse};
 use crate::os;
@@ -34,26 +34,6 @@ pub const REGION_MIN_SIZE: usize = REGION_ALIGN;
 pub const REGION_MAX_GROWTH_SIZE: usize = 32 * REGION_ALIGN;
 /// No free block smaller than this can span a whole region.
 const MIN_REGION_SPAN: usize = REGION_MIN_SIZE - REGION_OVERHEAD;
-/// A heap that already maps this much places each new region at the start of a reservation of
-/// [`REGION_RESERVATION`] bytes of address space, and grows it in place from then on: free space
-/// at the end of the region then joins the memory added after it, where a separate region would
-/// leave it a hole that a large block cannot use. Smaller heaps (most programs) reserve nothing.
-pub const RESERVE_FROM_HEAP_SIZE: usize = 4 * REGION_ALIGN;
-/// Address space held by the one region per heap that grows in place.
-pub const REGION_RESERVATION: usize = 1 << 30;
-/// A free block smaller than this never ends a region so far past what the heap keeps free
-/// that the region shrinks (see `Heap::trim_free_end`): the test is skipped for it.
-const FREE_END_TRIM_FROM: usize = 2 * EMPTY_REGIONS_KEPT * REGION_ALIGN;
-
-/// What growing a heap's growable region in place came to.
-enum InPlace {
-    /// The free block that now ends the region, unlisted.
-    Grown(*mut u8),
-    /// No growable region, or its reservation is too short: a new region may serve.
-    NoRoom,
-    /// The kernel has no memory for the growth.
-    OutOfMemory,
-}
 
 /// Per-heap counters, kept under the arena lock.
 #[derive(Clone, Copy, Default, Debug)]
@@ -75,9 +55,6 @@ pub struct Heap {
     pub(crate) bins: Bins,
     /// The regions this heap owns, most recent first.
     pub(crate) regions: *mut Region,
-    /// The region that grows in place into its reservation when the heap needs memory (null:
-    /// none; see [`RESERVE_FROM_HEAP_SIZE`]).
-    growable: *mut Region,
     /// The arena whose lock guards this heap; regions point back to it.
     pub(crate) owner: *const Arena,
     pub(crate) fit: Fit,
@@ -99,7 +76,6 @@ impl Heap {
         Heap {
             bins: Bins::new(),
             regions: null_mut(),
-            growable: null_mut(),
             owner: core::ptr::null(),
             fit,
             min_region_size: 0,
@@ -373,9 +349,6 @@ impl Heap {
             if start != block {
                 erase_header(block);
             }
-            if merged > FREE_END_TRIM_FROM {
-                merged = self.trim_free_end(start, merged);
-            }
             write_header(start, merged, false, true);
             write_footer(start, merged);
             if merged >= FREE_SINCE_MIN_SIZE {
@@ -399,33 +372,6 @@ impl Heap {
                 }
             }
         }
-    }
-
-    /// Shortens the free block `start` of `size` bytes (being released, on no list) if it ends the
-    /// growable region and is much larger than the heap keeps free for its next large request:
-    /// the region shrinks, its end goes back to the reservation, and the pages there are
-    /// released at once, as unmapping a separate region would. Returns the block's new size.
-    ///
-    /// What stays is [`EMPTY_REGIONS_KEPT`] times the last request that grew the heap (what four
-    /// kept regions hold), so a loop that allocates and frees large blocks does not shrink and
-    /// grow the region every time; the free end is trimmed once it is twice that.
-    fn trim_free_end(&mut self, start: *mut u8, size: usize) -> usize {
-        let region = self.growable;
-        if region.is_null() {
-            return size;
-        }
-        // SAFETY: the growable region is one of this heap's live regions and the lock is held.
-        let region_end = unsafe { Region::sentinel(region) } as usize + HEADER_SIZE;
-        let keep = EMPTY_REGIONS_KEPT * self.last_grow_need.max(REGION_ALIGN);
-        if start as usize + size + HEADER_SIZE != region_end || size <= 2 * keep {
-            return size;
-        }
-        let new_end = (start as usize + HEADER_SIZE + keep) & !(REGION_ALIGN - 1);
-        // SAFETY: `[new_end, region_end)` lies in the free block being released (it starts a
-        // whole `keep` above `start`), which is on no list.
-        unsafe { Region::shrink_in_place(region, region_end - new_end) };
-        self.counters.region_bytes -= region_end - new_end;
-        size - (region_end - new_end)
     }
 
     /// Keeps at most [`EMPTY_REGIONS_KEPT`] wholly free regions after `emptied` became one:
@@ -530,22 +476,9 @@ impl Heap {
         let wanted = os::align_up(self.counters.region_bytes / 4, REGION_ALIGN)?
             .clamp(REGION_MIN_SIZE, REGION_MAX_GROWTH_SIZE)
             .max(os::align_up(self.min_region_size, REGION_ALIGN)?);
-        match self.grow_in_place(need) {
-            InPlace::Grown(block) => return Some(block),
-            // The kernel refused the memory: a new region would not get it either.
-            InPlace::OutOfMemory => return None,
-            InPlace::NoRoom => {}
-        }
-        let reserve = if self.counters.region_bytes >= RESERVE_FROM_HEAP_SIZE { REGION_RESERVATION } else { 0 };
-        let region = Region::create(self.owner, need, wanted, reserve)?;
+        let region = Region::create(self.owner, need, wanted)?;
         // SAFETY: the region is fresh and ours; linking it is a list splice under the lock.
         unsafe {
-            if (*region).reserved > (*region).size {
-                if !self.growable.is_null() {
-                    Region::drop_reservation(self.growable);
-                }
-                self.growable = region;
-            }
             (*region).next = self.regions;
             if !self.regions.is_null() {
                 (*self.regions).prev = region;
@@ -558,63 +491,8 @@ impl Heap {
         Some(Region::first_block(region))
     }
 
-    /// Grows the heap's growable region in place by what a block of `need` bytes needs beyond
-    /// the free block at its end, and returns the free block that then ends the region,
-    /// unlisted: the old free end and the new memory as one block.
-    fn grow_in_place(&mut self, need: usize) -> InPlace {
-        let region = self.growable;
-        if region.is_null() {
-            return InPlace::NoRoom;
-        }
-        // SAFETY: the growable region is one of this heap's live regions and the lock is held;
-        // a clear PREV_IN_USE bit on its sentinel means a free block ends the region.
-        unsafe {
-            let sentinel = Region::sentinel(region);
-            let sentinel_header = read_header(sentinel);
-            let end_free = if sentinel_header.prev_in_use() { 0 } else { read_prev_footer(sentinel) };
-            // Exactly what the block needs, in whole chunks: growing by more, as new regions do,
-            // only moves the free end further out, where the next large block is cut from it
-            // instead of from the holes behind it (big-buffer benchmark, 3 rounds: peak RSS
-            // 98.8 MiB growing by a quarter of the heap, 87.7 MiB growing by what is needed).
-            let extra = os::align_up(need.saturating_sub(end_free), REGION_ALIGN).unwrap_or(usize::MAX);
-            if extra == 0 || extra > (*region).reserved - (*region).size {
-                return InPlace::NoRoom;
-            }
-            let block = sentinel.wrapping_sub(end_free);
-            let end_header = read_header(block);
-            if end_free != 0
-                && (!end_header.is_valid_at(block) || end_header.in_use() || end_header.size() != end_free)
-            {
-                self.report_bad_neighbour(sentinel, "malloc");
-            }
-            if !Region::grow_in_place(region, extra) {
-                return InPlace::OutOfMemory;
-            }
-            self.counters.region_bytes += extra;
-            // The old sentinel's word and the new bytes (less the new sentinel's word) make
-            // `extra` bytes, which join the free block that ended the region, if any. That block's
-            // dirty pages keep their purge clock (already set, if it is large enough to have one);
-            // the new pages were never touched.
-            let (prev_in_use, since) = if end_free == 0 {
-                (true, PAGES_RELEASED)
-            } else {
-                self.bins.remove(block, end_free);
-                let since = if end_free >= FREE_SINCE_MIN_SIZE { read_free_since(block) } else { PAGES_RELEASED };
-                (end_header.prev_in_use(), since)
-            };
-            let size = end_free + extra;
-            write_header(block, size, false, prev_in_use);
-            write_footer(block, size);
-            write_free_since(block, since);
-            InPlace::Grown(block)
-        }
-    }
-
     /// Unlinks and unmaps a wholly free region whose free block is on no list.
     pub(crate) unsafe fn unmap_region(&mut self, region: *mut Region) {
-        if region == self.growable {
-            self.growable = null_mut();
-        }
         // SAFETY: `region` is on this heap's list and holds no in-use or listed block.
         unsafe {
             let (prev, next) = ((*region).prev, (*region).next);

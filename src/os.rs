@@ -112,43 +112,6 @@ pub unsafe fn remap(ptr: *mut u8, old_len: usize, new_len: usize) -> Option<NonN
     unsafe { sys::remap(ptr, old_len, new_len) }
 }
 
-/// Reserves `len` bytes of address space aligned to `align` (both multiples of the page size),
-/// without memory behind them: the range can be neither read nor written until [`commit`] makes
-/// part of it usable. `None` if the kernel has no room, or the process runs under an
-/// address-space limit (`RLIMIT_AS`), where a reservation would take space that its later
-/// mappings may need. Not a mapping request of the fault injection: [`commit`] is.
-pub fn reserve_aligned(len: usize, align: usize) -> Option<NonNull<u8>> {
-    debug_assert!(align.is_power_of_two() && align % PAGE_SIZE == 0 && len % PAGE_SIZE == 0);
-    if sys::address_space_is_limited() {
-        return None;
-    }
-    sys::reserve_aligned(len, align)
-}
-
-/// Makes `[ptr, ptr + len)`, part of a reservation, zeroed read-write memory; false if the
-/// kernel has no memory for it (the range then stays reserved only).
-///
-/// # Safety
-/// The range must be page-aligned and lie in a reservation of binmalloc's that nothing uses yet.
-pub unsafe fn commit(ptr: *mut u8, len: usize) -> bool {
-    if injected_failure() {
-        return false;
-    }
-    // SAFETY: guaranteed by the caller.
-    unsafe { sys::commit(ptr, len) }
-}
-
-/// Makes `[ptr, ptr + len)` reserved only again, dropping what it held; a failure leaves the
-/// range usable and costs only memory.
-///
-/// # Safety
-/// The range must be page-aligned, in a reservation of binmalloc's, and hold nothing anyone
-/// needs.
-pub unsafe fn decommit(ptr: *mut u8, len: usize) {
-    // SAFETY: guaranteed by the caller.
-    unsafe { sys::decommit(ptr, len) }
-}
-
 /// Gives the physical pages behind `[ptr, ptr + len)` back to the kernel while keeping the
 /// addresses mapped; the next touch reads zeroes. Failure only costs memory, so it is ignored.
 ///
@@ -191,17 +154,10 @@ mod sys {
     pub fn map_aligned(len: usize, align: usize) -> Option<NonNull<u8>> {
         let padded = len.checked_add(align - PAGE_SIZE)?;
         let base = map(padded)?.as_ptr() as usize;
-        trim_to_aligned(base, padded, len, align)
-    }
-
-    /// Unmaps the ends of the `padded` bytes mapped at `base` around the `len` bytes that start
-    /// at the first multiple of `align`, and returns that start.
-    fn trim_to_aligned(base: usize, padded: usize, len: usize, align: usize) -> Option<NonNull<u8>> {
         let start = align_up(base, align)?;
         let head = start - base;
         let tail = padded - head - len;
-        // SAFETY: both ranges lie inside the mapping the caller has just made, which nothing
-        // refers to yet.
+        // SAFETY: both ranges lie inside the mapping just made and nothing refers to them.
         unsafe {
             if head > 0 {
                 super::unmap(base as *mut u8, head);
@@ -218,37 +174,6 @@ mod sys {
     pub unsafe fn unmap(ptr: *mut u8, len: usize) -> Result<(), ()> {
         // SAFETY: guaranteed by the caller.
         unsafe { mm::munmap(ptr.cast::<c_void>(), len) }.map_err(|_| ())
-    }
-
-    pub fn address_space_is_limited() -> bool {
-        rustix::process::getrlimit(rustix::process::Resource::As).current.is_some()
-    }
-
-    /// As [`map_aligned`], but inaccessible (and so not counted against the memory the kernel
-    /// commits to).
-    pub fn reserve_aligned(len: usize, align: usize) -> Option<NonNull<u8>> {
-        let padded = len.checked_add(align - PAGE_SIZE)?;
-        // SAFETY: a fresh anonymous mapping at an address of the kernel's choosing aliases nothing.
-        let base = unsafe {
-            mm::mmap_anonymous(null_mut(), padded, ProtFlags::empty(), MapFlags::PRIVATE | MapFlags::NORESERVE)
-        }
-        .ok()? as usize;
-        trim_to_aligned(base, padded, len, align)
-    }
-
-    /// # Safety
-    /// As for [`super::commit`].
-    pub unsafe fn commit(ptr: *mut u8, len: usize) -> bool {
-        // SAFETY: guaranteed by the caller: the range is ours and unused.
-        unsafe { mm::mprotect(ptr.cast(), len, mm::MprotectFlags::READ | mm::MprotectFlags::WRITE) }.is_ok()
-    }
-
-    /// # Safety
-    /// As for [`super::decommit`].
-    pub unsafe fn decommit(ptr: *mut u8, len: usize) {
-        let flags = MapFlags::PRIVATE | MapFlags::FIXED | MapFlags::NORESERVE;
-        // SAFETY: guaranteed by the caller: the range is ours and nothing in it is needed.
-        let _ = unsafe { mm::mmap_anonymous(ptr.cast(), len, ProtFlags::empty(), flags) };
     }
 
     /// # Safety
@@ -326,25 +251,6 @@ mod sys {
         // SAFETY: guaranteed by the caller.
         unsafe { ptr.write_bytes(0, len) };
     }
-
-    /// Miri has no reservations: regions are never grown in place there.
-    pub fn address_space_is_limited() -> bool {
-        true
-    }
-
-    pub fn reserve_aligned(_len: usize, _align: usize) -> Option<NonNull<u8>> {
-        None
-    }
-
-    /// # Safety
-    /// Never called: nothing is reserved under Miri.
-    pub unsafe fn commit(_ptr: *mut u8, _len: usize) -> bool {
-        false
-    }
-
-    /// # Safety
-    /// Never called: nothing is reserved under Miri.
-    pub unsafe fn decommit(_ptr: *mut u8, _len: usize) {}
 
     /// # Safety
     /// As for [`super::advise_huge_pages`]; nothing to do under Miri.

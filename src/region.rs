@@ -8,9 +8,6 @@
 //!  +---------------+------+---------+------+---------+-- ... --+------+----------+
 //!                         ^ first_block (≡ 8 mod 16)                  ^ size 0, in use
 //! ```
-//!
-//! A region may sit at the start of a reservation (address space mapped inaccessible) and grow
-//! into it, or shrink back, a whole number of chunks at a time: the sentinel moves with its end.
 
 use core::ptr::null_mut;
 
@@ -44,9 +41,6 @@ pub struct Region {
     pub arena: *const Arena,
     /// Bytes mapped, a multiple of [`REGION_ALIGN`].
     pub size: usize,
-    /// Bytes of address space held from the region's base: `size`, or more when the region
-    /// can grow in place into a reservation (see [`Region::grow_in_place`]).
-    pub reserved: usize,
     /// The owning heap's list of regions.
     pub next: *mut Region,
     pub prev: *mut Region,
@@ -101,20 +95,18 @@ impl Region {
     ///
     /// # Safety
     /// `this` must be a live region.
-    #[cfg(test)]
+    #[inline(always)]
     pub unsafe fn contains(this: *const Region, p: usize) -> bool {
         // SAFETY: forwarded from the caller.
         p >= Self::first_block(this) as usize && p < unsafe { Self::sentinel(this) } as usize
     }
 
     /// Maps a region of at least `span_needed` usable bytes and at least `min_size` bytes,
-    /// formats it as one free block (left unlisted for the caller) and registers it. With
-    /// `reserve` above that size, the region is placed at the start of a reservation of that
-    /// many bytes, when the kernel grants one, to grow into later.
+    /// formats it as one free block (left unlisted for the caller) and registers it.
     /// Returns the region; its single free block is `first_block`.
-    pub fn create(arena: *const Arena, span_needed: usize, min_size: usize, reserve: usize) -> Option<*mut Region> {
+    pub fn create(arena: *const Arena, span_needed: usize, min_size: usize) -> Option<*mut Region> {
         let size = os::align_up(span_needed.checked_add(REGION_OVERHEAD)?, REGION_ALIGN)?.max(min_size);
-        let (base, reserved) = Self::map(size, reserve)?;
+        let base = os::map_aligned(size, REGION_ALIGN)?.as_ptr();
         if size >= HUGE_PAGE_REGION_MIN && crate::config::get().huge_pages {
             // SAFETY: the mapping is fresh, page-aligned and ours.
             unsafe { os::advise_huge_pages(base, size) };
@@ -123,7 +115,7 @@ impl Region {
         // SAFETY: the mapping is fresh, writable, aligned and large enough for the header, and
         // the first block and sentinel offsets lie inside it.
         unsafe {
-            region.write(Region { magic: REGION_MAGIC, arena, size, reserved, next: null_mut(), prev: null_mut() });
+            region.write(Region { magic: REGION_MAGIC, arena, size, next: null_mut(), prev: null_mut() });
             let first = Self::first_block(region);
             let span = Self::span(region);
             write_header(first, span, false, true);
@@ -136,108 +128,11 @@ impl Region {
         }
         if !crate::region_map::register(region, size, crate::arena::number_of(arena)) {
             // SAFETY: nothing else knows about the mapping yet.
-            unsafe { os::unmap(base, reserved) };
+            unsafe { os::unmap(base, size) };
             return None;
         }
         crate::stats::note_mapped(size);
         Some(region)
-    }
-
-    /// Maps `size` bytes for a region, at the start of a reservation of `reserve` bytes if that
-    /// is larger and the kernel grants it; returns the base and the bytes held.
-    fn map(size: usize, reserve: usize) -> Option<(*mut u8, usize)> {
-        if let Some(reserve) = os::align_up(reserve, REGION_ALIGN).filter(|&r| r > size) {
-            if let Some(base) = os::reserve_aligned(reserve, REGION_ALIGN) {
-                let base = base.as_ptr();
-                // SAFETY: the reservation was just made and nothing uses it.
-                if unsafe { os::commit(base, size) } {
-                    return Some((base, reserve));
-                }
-                // SAFETY: as above.
-                unsafe { os::unmap(base, reserve) };
-                return None;
-            }
-        }
-        Some((os::map_aligned(size, REGION_ALIGN)?.as_ptr(), size))
-    }
-
-    /// Grows the region by `extra` bytes (a multiple of [`REGION_ALIGN`]) into its reservation:
-    /// the grown part is mapped and registered, and the sentinel moves to the new end. The old
-    /// sentinel's word and the new bytes are left to the caller to format into a block (they are
-    /// part of no block yet). False, changing nothing, if the reservation is too short or the
-    /// kernel has no memory.
-    ///
-    /// # Safety
-    /// `this` must be a live region whose heap's lock the caller holds.
-    pub unsafe fn grow_in_place(this: *mut Region, extra: usize) -> bool {
-        debug_assert!(extra % REGION_ALIGN == 0);
-        // SAFETY: forwarded from the caller.
-        let r = unsafe { &mut *this };
-        if r.reserved - r.size < extra {
-            return false;
-        }
-        let end = (this as usize + r.size) as *mut u8;
-        // SAFETY: `[end, end + extra)` lies in the region's reservation, which nothing uses.
-        if !unsafe { os::commit(end, extra) } {
-            return false;
-        }
-        // SAFETY: the region's arena is live; registering its grown size only adds entries.
-        let arena_number = crate::arena::number_of(r.arena);
-        if !crate::region_map::register(this, r.size + extra, arena_number) {
-            // SAFETY: the range just made usable is unused; mapping it back inaccessible keeps
-            // the reservation whole (a failure to do so costs only address space).
-            unsafe { os::decommit(end, extra) };
-            return false;
-        }
-        r.size += extra;
-        if r.size >= HUGE_PAGE_REGION_MIN && crate::config::get().huge_pages {
-            // SAFETY: the whole region is mapped, page-aligned and ours (advice changes no contents).
-            unsafe { os::advise_huge_pages(this.cast(), r.size) };
-        }
-        // SAFETY: the sentinel now lies at the new end, inside the grown mapping.
-        unsafe { write_header(Self::sentinel(this), 0, true, false) };
-        crate::stats::note_grown(extra);
-        true
-    }
-
-    /// Shrinks the region by `by` bytes (a multiple of [`REGION_ALIGN`], less than its size)
-    /// at its end, which goes back to being reserved only: the pages there are released now and
-    /// the region can grow into them again. The sentinel moves to the new end, marked as
-    /// following a free block.
-    ///
-    /// # Safety
-    /// `this` must be a live region whose heap's lock the caller holds, and the last `by` bytes
-    /// before its end (sentinel included) must be part of a free block the caller is shortening
-    /// (on no list).
-    pub unsafe fn shrink_in_place(this: *mut Region, by: usize) {
-        debug_assert!(by % REGION_ALIGN == 0);
-        // SAFETY: forwarded from the caller.
-        let r = unsafe { &mut *this };
-        debug_assert!(by < r.size && r.reserved > r.size - by);
-        r.size -= by;
-        let end = (this as usize + r.size) as *mut u8;
-        crate::region_map::unregister_range(end as usize, by);
-        // SAFETY: the range held only the end of a free block and the old sentinel, and the map
-        // no longer leads to it.
-        unsafe { os::decommit(end, by) };
-        // SAFETY: the new sentinel lies inside the region, in the free block being shortened.
-        unsafe { write_header(Self::sentinel(this), 0, true, false) };
-        crate::stats::note_unmapped(by, false);
-    }
-
-    /// Gives back the part of the reservation the region has not grown into: a heap keeps one
-    /// region to grow in place, and address space it will not use should not stay held.
-    ///
-    /// # Safety
-    /// `this` must be a live region whose heap's lock the caller holds.
-    pub unsafe fn drop_reservation(this: *mut Region) {
-        // SAFETY: forwarded from the caller.
-        let r = unsafe { &mut *this };
-        if r.reserved > r.size {
-            // SAFETY: the range past the mapped part is reserved only, and nothing refers to it.
-            unsafe { os::unmap((this as usize + r.size) as *mut u8, r.reserved - r.size) };
-            r.reserved = r.size;
-        }
     }
 
     /// Unregisters and unmaps a region.
@@ -247,10 +142,10 @@ impl Region {
     /// region list.
     pub unsafe fn destroy(this: *mut Region) {
         // SAFETY: forwarded from the caller.
-        let (size, reserved) = unsafe { ((*this).size, (*this).reserved) };
+        let size = unsafe { (*this).size };
         crate::region_map::unregister(this, size);
         // SAFETY: forwarded from the caller; the map no longer leads anyone here.
-        unsafe { os::unmap(this.cast(), reserved) };
+        unsafe { os::unmap(this.cast(), size) };
         crate::stats::note_unmapped(size, true);
     }
 }

@@ -114,12 +114,7 @@ pub fn register(region: *mut Region, size: usize, arena_number: usize) -> bool {
 
 /// Forgets a region before it is unmapped.
 pub fn unregister(region: *mut Region, size: usize) {
-    unregister_range(region as usize, size);
-}
-
-/// Forgets the chunks of `[base, base + size)` (whole chunks) of a region that shrinks.
-pub fn unregister_range(base: usize, size: usize) {
-    set_range(base, size, 0);
+    set_range(region as usize, size, 0);
 }
 
 fn set_range(base: usize, size: usize, value: usize) {

@@ -28,14 +28,9 @@ fn raise_peak(peak: &AtomicUsize, now: usize) {
 }
 
 pub fn note_mapped(bytes: usize) {
-    note_grown(bytes);
-    REGIONS_MAPPED.fetch_add(1, Relaxed);
-}
-
-/// Counts `bytes` more mapped by a region growing in place (no new region).
-pub fn note_grown(bytes: usize) {
     let now = MAPPED_BYTES.fetch_add(bytes, Relaxed) + bytes;
     raise_peak(&PEAK_MAPPED_BYTES, now);
+    REGIONS_MAPPED.fetch_add(1, Relaxed);
 }
 
 pub fn note_unmapped(bytes: usize, whole_region: bool) {

@@ -69,27 +69,3 @@ fn a_bitmap_out_of_step_is_found() {
     }
     assert!(errors(arena) > 0);
 }
-
-/// A region in a reservation whose map entries run past its end (as a growth that went wrong
-/// would leave them) is found, and so is a reservation shorter than the region.
-#[test]
-#[cfg(not(miri))]
-fn map_entries_past_a_grown_region_and_a_short_reservation_are_found() {
-    use crate::region::REGION_ALIGN;
-    let arena = test_arena(Fit::Best);
-    let (_filler, _first, region) = super::support::with_growable_region(arena);
-    // SAFETY: `region` is live while `_first` is.
-    let (size, reserved) = unsafe { ((*region).size, (*region).reserved) };
-    assert_eq!(errors(arena), 0);
-    let number = crate::arena::number_of(arena);
-    assert!(crate::region_map::register(region, size + REGION_ALIGN, number));
-    assert!(errors(arena) > 0);
-    crate::region_map::unregister_range(region as usize + size, REGION_ALIGN);
-    assert_eq!(errors(arena), 0);
-    // SAFETY: the field is restored below, before anything else reads it.
-    unsafe { (*region).reserved = size - REGION_ALIGN };
-    assert!(errors(arena) > 0);
-    // SAFETY: as above.
-    unsafe { (*region).reserved = reserved };
-    assert_eq!(errors(arena), 0);
-}

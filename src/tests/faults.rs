@@ -75,35 +75,3 @@ fn the_nth_mapping_fails_not_the_first() {
     }
     assert_sound(arena, "end");
 }
-
-/// A region growing in place asks the kernel for the memory it adds: refused, the allocation is
-/// out of memory (no new region tried instead), the region keeps its size, and the next request
-/// grows it.
-#[test]
-#[cfg(not(miri))]
-fn a_failed_growth_in_place_is_out_of_memory_and_recoverable() {
-    use crate::region::REGION_ALIGN;
-    let arena = test_arena(Fit::Best);
-    let (filler, growable, region) = super::support::with_growable_region(arena);
-    // SAFETY: `region` is live while `growable` is.
-    let size = unsafe { (*region).size };
-    let mapped = arena.lock().counters().regions_mapped;
-    let before = os::injected_faults();
-    os::fail_nth_mapping(1);
-    let p = arena.lock().alloc(block_size_for(3 * REGION_ALIGN).unwrap());
-    assert!(p.is_null(), "growth refused by the OS is out of memory");
-    assert_eq!(os::injected_faults(), before + 1);
-    // SAFETY: as above.
-    assert_eq!(unsafe { (*region).size }, size);
-    assert_eq!(arena.lock().counters().regions_mapped, mapped);
-    assert_sound(arena, "after a refused growth");
-    let q = arena.lock().alloc(block_size_for(3 * REGION_ALIGN).unwrap());
-    assert_eq!(crate::region_map::lookup(q as usize), region, "the next request grows the region");
-    assert_eq!(arena.lock().counters().regions_mapped, mapped);
-    assert_sound(arena, "after growing");
-    for p in [q, growable, filler] {
-        // SAFETY: each is live in `arena`.
-        unsafe { arena.lock().free_block(crate::block::block_of(p), "free") };
-    }
-    assert_sound(arena, "end");
-}

@@ -1,8 +1,6 @@
 //! Targeted cases of splitting, coalescing by address, in-place resizing and region return.
 
 use super::support::{assert_sound, test_arena};
-#[cfg(not(miri))]
-use super::support::with_growable_region;
 use crate::bins::Fit;
 use crate::block::{block_of, block_size_for, read_header, MIN_BLOCK_SIZE};
 use crate::region::{Region, REGION_ALIGN};
@@ -313,88 +311,4 @@ fn the_delayed_purge_releases_only_blocks_free_for_the_whole_delay() {
     }
     assert!(resident_pages(fresh, 600_000) <= 2, "the second block was not purged once due");
     assert_sound(&arena, "after the second purge");
-}
-
-/// A heap that maps [`RESERVE_FROM_HEAP_SIZE`] places its next region in a reservation and
-/// grows that region in place from then on: the region's free end and the memory added after it
-/// become one block (with a free end, or from the old sentinel's word without one), no region is
-/// mapped for it, and a wholly free grown region is unmapped whole like any other. Miri has no
-/// reservations: there every growth maps a region, as the other cases here check.
-#[test]
-#[cfg(not(miri))]
-fn a_large_heap_grows_its_newest_region_in_place() {
-    let arena = test_arena(Fit::Best);
-    let (filler, first, region) = with_growable_region(arena);
-    // SAFETY: `region` is live while `first` is.
-    let size = unsafe { (*region).size };
-    let mapped = arena.lock().counters().regions_mapped;
-
-    // The region is wholly free: growing it in place extends its one free block.
-    free(&arena, first);
-    let grown = alloc(&arena, size + REGION_ALIGN);
-    assert_eq!(grown, first, "the free end and the new memory are one block at the old place");
-    assert_eq!(arena.lock().counters().regions_mapped, mapped);
-    // SAFETY: as above.
-    let grown_size = unsafe { (*region).size };
-    assert!(grown_size >= 2 * REGION_ALIGN + size && grown_size % REGION_ALIGN == 0);
-    assert_sound(&arena, "after growing a free region");
-
-    // An in-use block ends the region: the new block starts at the old sentinel's word.
-    let rest = alloc(&arena, unsafe { Region::span(region) } - size_of_block(grown) - 8);
-    assert_eq!(rest as usize + size_of_block(rest) - 8, unsafe { Region::sentinel(region) } as usize);
-    // Larger than the free end of the first region, so only growth can serve it.
-    let after = alloc(&arena, 2 * REGION_ALIGN);
-    assert_eq!(after as usize, region as usize + grown_size, "the block after the old end");
-    assert_eq!(crate::region_map::lookup(after as usize), region);
-    assert_eq!(arena.lock().counters().regions_mapped, mapped);
-    assert_sound(&arena, "after growing past an in-use end");
-
-    for p in [grown, rest, after, filler] {
-        free(&arena, p);
-    }
-    assert_sound(&arena, "after freeing everything");
-    assert!(crate::purge::purge_heap(&mut arena.lock()) >= 2 * REGION_ALIGN);
-    assert_eq!(arena.lock().counters().region_bytes, 0);
-    // The heap grows again from nothing once its growable region is gone.
-    let again = alloc(&arena, 10);
-    free(&arena, again);
-    assert_sound(&arena, "end");
-}
-
-/// A free end of the growable region far larger than the heap keeps for its next large request
-/// goes back to the reservation at once: the region shrinks to about four times the last growth,
-/// the chunks past its end leave the region map, and it grows into them again later.
-#[test]
-#[cfg(not(miri))]
-fn a_growable_region_gives_back_a_large_free_end_at_once() {
-    let arena = test_arena(Fit::Best);
-    let (filler, head, region) = with_growable_region(arena);
-    let blocks: Vec<*mut u8> = (0..20).map(|_| alloc(&arena, 2 * REGION_ALIGN)).collect();
-    assert!(blocks.iter().all(|&p| crate::region_map::lookup(p as usize) == region), "grown in place");
-    // SAFETY: `region` is live while `head` is.
-    let grown = unsafe { (*region).size };
-    assert!(grown >= 42 * REGION_ALIGN);
-    for &p in &blocks {
-        free(&arena, p);
-        assert_sound(&arena, "while freeing the grown part");
-    }
-    // SAFETY: as above.
-    let kept = unsafe { (*region).size };
-    assert!(
-        (8 * REGION_ALIGN..=16 * REGION_ALIGN).contains(&kept),
-        "the region keeps about four 2 MiB growths past its in-use start: {kept} of {grown} bytes"
-    );
-    assert!(crate::region_map::lookup(region as usize + kept).is_null(), "the trimmed chunks are forgotten");
-    assert_eq!(arena.lock().counters().region_bytes, kept + filler_region_size(filler));
-    let again = alloc(&arena, 30 * REGION_ALIGN);
-    assert_eq!(crate::region_map::lookup(again as usize), region, "and grows into them again");
-    for p in [again, head, filler] {
-        free(&arena, p);
-    }
-    assert_sound(&arena, "end");
-}
-
-fn filler_region_size(p: *mut u8) -> usize {
-    // SAFETY: `p` is live, so its region is.
-    unsafe { (*crate::region_map::lookup(p as usize)).size }
 }

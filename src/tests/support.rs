@@ -42,25 +42,6 @@ pub fn test_arena(fit: Fit) -> &'static Arena {
     arena
 }
 
-/// Gives `arena`'s heap a region that grows in place: a first block of
-/// `RESERVE_FROM_HEAP_SIZE` bytes makes the heap that large, so the region mapped for a second
-/// block (of 2 MiB, which the first region has no room for) is placed in a reservation. Returns
-/// both blocks' payloads and the growable region. Not under Miri, which has no reservations.
-#[cfg(not(miri))]
-pub fn with_growable_region(arena: &Arena) -> (*mut u8, *mut u8, *mut crate::region::Region) {
-    use crate::block::block_size_for;
-    let filler = arena.lock().alloc(block_size_for(crate::heap::RESERVE_FROM_HEAP_SIZE).unwrap());
-    let first = arena.lock().alloc(block_size_for(2 * crate::region::REGION_ALIGN).unwrap());
-    assert!(!filler.is_null() && !first.is_null());
-    let region = crate::region_map::lookup(first as usize);
-    assert_ne!(region, crate::region_map::lookup(filler as usize), "the second block needs a region");
-    // SAFETY: `region` is live while `first` is.
-    let (size, reserved) = unsafe { ((*region).size, (*region).reserved) };
-    assert_eq!(reserved, crate::heap::REGION_RESERVATION, "the second region is placed in a reservation");
-    assert!(size < reserved);
-    (filler, first, region)
-}
-
 /// Runs the checker on `arena` and panics with the count if anything is wrong.
 pub fn assert_sound(arena: &Arena, context: &str) {
     let heap = arena.lock();
