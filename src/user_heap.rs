@@ -214,18 +214,33 @@ impl UserHeap {
     pub fn reset(&self) {
         self.arena.lock().release_everything();
         self.big_lock.lock();
-        // SAFETY: the lock is held; each listed block is unmapped exactly once.
+        // SAFETY: the lock is held; each listed block is unmapped exactly once, after the walk
+        // has read its link.
+        unsafe {
+            self.walk_big(|at, len| {
+                os::unmap(at.cast(), len);
+                crate::stats::note_big_unmapped(len);
+            });
+            *self.big.get() = null_mut();
+        }
+        self.big_lock.unlock();
+    }
+
+    /// Calls `f` on each listed big block with its mapping's length, reading the block's link
+    /// first (so `f` may unmap it).
+    ///
+    /// # Safety
+    /// The caller holds `big_lock`.
+    unsafe fn walk_big(&self, mut f: impl FnMut(*mut BigHeader, usize)) {
+        // SAFETY: forwarded from the caller: listed blocks are live mappings.
         unsafe {
             let mut at = *self.big.get();
             while !at.is_null() {
                 let (next, len) = ((*at).next, (*at).len);
-                os::unmap(at.cast(), len);
-                crate::stats::note_big_unmapped(len);
+                f(at, len);
                 at = next;
             }
-            *self.big.get() = null_mut();
         }
-        self.big_lock.unlock();
     }
 
     /// Bytes this heap has mapped: its regions and its big blocks' mappings. Tests read this
@@ -235,14 +250,8 @@ impl UserHeap {
         let regions = self.arena.lock().counters().region_bytes;
         let mut big = 0;
         self.big_lock.lock();
-        // SAFETY: the lock is held; listed big blocks are live mappings.
-        unsafe {
-            let mut at = *self.big.get();
-            while !at.is_null() {
-                big += (*at).len;
-                at = (*at).next;
-            }
-        }
+        // SAFETY: the lock is held.
+        unsafe { self.walk_big(|_, len| big += len) };
         self.big_lock.unlock();
         regions + big
     }
