@@ -162,8 +162,7 @@ pub extern "C" fn malloc_usable_size(ptr: *mut c_void) -> usize {
 #[no_mangle]
 pub extern "C" fn malloc_trim(_pad: usize) -> c_int {
     crate::arena::ensure_init();
-    crate::thread_cache::flush_this_thread();
-    crate::arena::drain_all_handed_back(false);
+    crate::thread_cache::flush_all_held();
     (crate::purge::purge_all() > 0) as c_int
 }
 

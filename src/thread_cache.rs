@@ -700,9 +700,9 @@ pub fn publish_this_thread() {
     with_cache(publish_counts);
 }
 
-/// Empties every list of the calling thread's cache, and every parked cache, into the arenas
-/// (for `malloc_trim`).
-pub fn flush_this_thread() {
+/// Frees every block that is freed but still held into its heap: the calling thread's cache,
+/// every parked cache, and every arena's handed-back blocks (for `malloc_trim`).
+pub fn flush_all_held() {
     with_cache(|c| {
         trim_all(&mut c.lists);
         return_remote(c);
@@ -711,6 +711,7 @@ pub fn flush_this_thread() {
     while orphans::adopt(&mut parked).is_some() {
         trim_all(&mut parked);
     }
+    crate::arena::drain_all_handed_back(false);
 }
 
 fn trim_all(lists: &mut Lists) {

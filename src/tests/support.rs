@@ -79,10 +79,9 @@ impl Drop for ProcessArenasGuard {
     }
 }
 
-/// Empties the calling thread's cache and every parked cache, frees every handed-back block
-/// into its heap, and takes the calling thread off its arena's residents.
+/// Frees every held block into its heap (see `flush_all_held`) and takes the calling thread off
+/// its arena's residents.
 fn leave_process_arenas_idle() {
-    crate::thread_cache::flush_this_thread();
-    crate::arena::drain_all_handed_back(false);
+    crate::thread_cache::flush_all_held();
     crate::arena::leave_home();
 }
